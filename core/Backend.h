@@ -1,0 +1,130 @@
+// Backend: the one interface through which all tensor math of the engine goes.
+//
+// Tensors live on the backend: every `float*` / `int32_t*` passed here is a
+// backend pointer (host memory for the CPU backend, device memory for CUDA).
+// The trainer and the model only pass these pointers around; they never read
+// or write through them. Host transfers are explicit (upload/download) and the
+// trainer does them only between steps, so a step never waits on the device.
+//
+// Conventions: row-major matrices, sizes in size_t, shapes written next to
+// every pointer. B batch, T sequence, C model width, H heads, D = C/H head
+// width, N = B*T tokens, V vocabulary.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace relora {
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+
+    virtual std::string name() const = 0;        // "cpu" or "cuda"
+    virtual std::string deviceName() const = 0;  // e.g. "AMD EPYC (2 threads)"
+
+    // ---- memory -----------------------------------------------------------
+    virtual float* allocate(size_t count) = 0;             // zero-filled
+    virtual int32_t* allocateInts(size_t count) = 0;       // zero-filled
+    virtual void release(void* ptr) = 0;
+    virtual void upload(float* dst, const float* host, size_t count) = 0;
+    virtual void uploadInts(int32_t* dst, const int32_t* host, size_t count) = 0;
+    virtual void download(float* host, const float* src, size_t count) = 0;
+    virtual void downloadInts(int32_t* host, const int32_t* src, size_t count) = 0;
+    virtual void copy(float* dst, const float* src, size_t count) = 0;
+    virtual void fill(float* x, float value, size_t count) = 0;
+    virtual void synchronize() = 0;
+    virtual size_t peakMemoryBytes() const = 0;
+
+    // ---- dense algebra ----------------------------------------------------
+    // C(M,N) = alpha * op(A) * op(B) + beta * C, row-major; op(A) is (M,K),
+    // op(B) is (K,N). lda/ldb/ldc are row strides of the stored matrices.
+    virtual void gemm(bool transA, bool transB, size_t M, size_t N, size_t K,
+                      float alpha, const float* A, size_t lda,
+                      const float* B, size_t ldb,
+                      float beta, float* C, size_t ldc) = 0;
+    // y(n) += alpha * x(n)
+    virtual void axpy(float* y, float alpha, const float* x, size_t n) = 0;
+    // x(n) *= alpha
+    virtual void scale(float* x, float alpha, size_t n) = 0;
+
+    // ---- random numbers (counter based: same values on every backend) ------
+    // x[i] = normal(0, stddev) drawn from (seed, i).
+    virtual void fillNormal(float* x, size_t n, float stddev, uint64_t seed) = 0;
+    // x[i] = uniform(-bound, bound) drawn from (seed, i).
+    virtual void fillUniform(float* x, size_t n, float bound, uint64_t seed) = 0;
+    // mask[i] = (uniform01(seed,i) >= p) ? 1/(1-p) : 0   (inverted dropout)
+    virtual void dropoutMask(float* mask, size_t n, float p, uint64_t seed) = 0;
+    // out(n) = a(n) * b(n)
+    virtual void multiply(float* out, const float* a, const float* b, size_t n) = 0;
+
+    // ---- model kernels ----------------------------------------------------
+    // out(N,C) = table(V,C)[tokens(N)]
+    virtual void embeddingForward(float* out, const int32_t* tokens, const float* table,
+                                  size_t N, size_t C) = 0;
+    // dtable(V,C) += scatter of dout(N,C) by tokens(N)
+    virtual void embeddingBackward(float* dtable, const float* dout, const int32_t* tokens,
+                                   size_t N, size_t C) = 0;
+    // out(N,C) = x * rstd * w; rstd(N) = 1/sqrt(mean(x^2) + eps)
+    virtual void rmsnormForward(float* out, float* rstd, const float* x, const float* w,
+                                size_t N, size_t C, float eps) = 0;
+    // dx(N,C) += d/dx; dw(C) += d/dw   (accumulating: the residual stream adds)
+    virtual void rmsnormBackward(float* dx, float* dw, const float* dout, const float* x,
+                                 const float* w, const float* rstd, size_t N, size_t C) = 0;
+    // Rotary embedding, "rotate half" convention, in place on x(B,T,H,D) rows
+    // of stride `rowStride` floats per token; inverse = true applies the
+    // transposed rotation (for the backward pass).
+    virtual void rope(float* x, size_t B, size_t T, size_t H, size_t D, size_t rowStride,
+                      float theta, bool inverse) = 0;
+    // Causal self-attention. qkv(N, 3C) holds q|k|v per token (rope applied).
+    // out(N,C); probs(B,H,T,T) keeps softmax rows for the backward pass.
+    virtual void attentionForward(float* out, float* probs, const float* qkv,
+                                  size_t B, size_t T, size_t H, size_t D) = 0;
+    // dqkv(N,3C) = gradient (overwritten); dout(N,C); probs/qkv as saved.
+    virtual void attentionBackward(float* dqkv, const float* dout, const float* probs,
+                                   const float* qkv, size_t B, size_t T, size_t H, size_t D) = 0;
+    // out(N,F) = silu(gate) * up, with gu(N,2F) = gate|up per token.
+    virtual void swigluForward(float* out, const float* gu, size_t N, size_t F) = 0;
+    // dgu(N,2F) from dout(N,F) (overwritten)
+    virtual void swigluBackward(float* dgu, const float* dout, const float* gu,
+                                size_t N, size_t F) = 0;
+    // Cross entropy of logits(N,V) against targets(N). Writes losses(N) and
+    // replaces logits by d(mean loss)/d(logits) scaled by `gradScale`.
+    virtual void crossEntropy(float* logits, float* losses, const int32_t* targets,
+                              size_t N, size_t V, float gradScale) = 0;
+    // out[0] = sum(x(n))   (one float on the backend)
+    virtual void sum(float* out, const float* x, size_t n) = 0;
+
+    // ---- optimizer --------------------------------------------------------
+    // acc[0] += sum(x(n)^2)
+    virtual void sumSquaresAccumulate(float* acc, const float* x, size_t n) = 0;
+    // From acc[0] = sum of squared gradients: state[0] = global norm,
+    // state[1] = clip factor min(1, maxNorm/(norm+1e-6)) (1 if maxNorm <= 0),
+    // state[2] = 1 if the norm is not finite (the step must not be applied).
+    virtual void finishGradNorm(float* state, const float* acc, float maxNorm) = 0;
+    // One AdamW step on one tensor; grad is multiplied by state[1] first;
+    // nothing changes when state[2] != 0. `step` counts from 1.
+    virtual void adamw(float* param, const float* grad, float* m, float* v, size_t n,
+                       float lr, float beta1, float beta2, float eps, float weightDecay,
+                       int64_t step, const float* state) = 0;
+    // Zero a random fraction p of x(n) (entries with uniform01(seed,i) < p).
+    virtual void pruneRandom(float* x, size_t n, float p, uint64_t seed) = 0;
+    // Zero entries of x(n) whose |value| is at or below the p-quantile of |x|.
+    virtual void pruneMagnitude(float* x, size_t n, float p) = 0;
+
+    // ---- analysis (may synchronise; only called between steps) -------------
+    // Singular values (descending) of the row-major matrix a(rows, cols).
+    virtual std::vector<float> singularValues(const float* a, size_t rows, size_t cols) = 0;
+};
+
+// kind: "auto", "cpu" or "cuda". Throws std::runtime_error with a clear
+// message when the kind is unknown or (for "cuda") no device is usable.
+std::unique_ptr<Backend> createBackend(const std::string& kind, int threads = 0);
+// True when this build has CUDA support and a usable device is present;
+// `why` says what is missing otherwise.
+bool cudaAvailable(std::string* why = nullptr);
+
+}  // namespace relora

@@ -1,0 +1,70 @@
+// Corpus: byte-level tokenised text for training and validation.
+//
+// A corpus is a text file or a folder of text files (default: Debian's
+// fortunes). A folder is read once per real text file: binary files (such as
+// fortune's .dat indexes) and links to files already read (the .u8 links)
+// are skipped and reported. Tokens are bytes (0..255). The split into
+// training and validation is deterministic: the last `validationFraction` of
+// every file's bytes is validation, so the split does not depend on the order
+// files are listed in.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace relora {
+
+struct CorpusReport {
+    std::vector<std::string> filesRead;               // in the order used
+    std::vector<std::string> skipped;                 // "path: reason"
+    size_t trainTokens = 0;
+    size_t validationTokens = 0;
+};
+
+class Corpus {
+public:
+    // Throws std::runtime_error with a clear message when the path is
+    // missing, unreadable, empty, or holds no text.
+    static Corpus load(const std::string& path, double validationFraction);
+    // Random tokens in [0, vocab) from a seed, for benchmarks.
+    static Corpus synthetic(size_t tokens, int vocab, uint64_t seed);
+
+    const std::vector<int32_t>& train() const { return train_; }
+    const std::vector<int32_t>& validation() const { return validation_; }
+    const CorpusReport& report() const { return report_; }
+
+private:
+    std::vector<int32_t> train_;
+    std::vector<int32_t> validation_;
+    CorpusReport report_;
+};
+
+// True when the bytes look like text (valid UTF-8, no NULs, few controls).
+bool looksLikeText(const std::string& bytes);
+
+// Draws training batches: B windows of T+1 consecutive tokens at seeded
+// random offsets; inputs are the first T, targets the last T of each window.
+// The draw depends only on (seed, batch index), so a resumed run continues
+// the same sequence from `position()`.
+class BatchSampler {
+public:
+    BatchSampler(const std::vector<int32_t>& tokens, size_t batch, size_t context, uint64_t seed);
+    // inputs(B*T), targets(B*T), host memory.
+    void next(std::vector<int32_t>& inputs, std::vector<int32_t>& targets);
+    uint64_t position() const { return position_; }
+    void setPosition(uint64_t p) { position_ = p; }
+
+private:
+    const std::vector<int32_t>* tokens_;
+    size_t batch_, context_;
+    uint64_t seed_;
+    uint64_t position_ = 0;
+};
+
+// Fixed validation batches: the validation tokens cut into consecutive
+// windows, the same every evaluation. At most `maxBatches` batches.
+std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>>
+validationBatches(const std::vector<int32_t>& tokens, size_t batch, size_t context, size_t maxBatches);
+
+}  // namespace relora
