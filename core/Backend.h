@@ -91,10 +91,11 @@ public:
     // dgu(N,2F) from dout(N,F) (overwritten)
     virtual void swigluBackward(float* dgu, const float* dout, const float* gu,
                                 size_t N, size_t F) = 0;
-    // Cross entropy of logits(N,V) against targets(N). Writes losses(N) and
-    // replaces logits by d(mean loss)/d(logits) scaled by `gradScale`.
-    virtual void crossEntropy(float* logits, float* losses, const int32_t* targets,
-                              size_t N, size_t V, float gradScale) = 0;
+    // Cross entropy of logits(N,V) against targets(N): losses(N). When dlogits
+    // is not null it receives gradScale · d(loss_n)/d(logits) (it may alias
+    // logits: the softmax is never stored separately).
+    virtual void crossEntropy(float* dlogits, float* losses, const float* logits,
+                              const int32_t* targets, size_t N, size_t V, float gradScale) = 0;
     // out[0] = sum(x(n))   (one float on the backend)
     virtual void sum(float* out, const float* x, size_t n) = 0;
 
@@ -103,8 +104,10 @@ public:
     virtual void sumSquaresAccumulate(float* acc, const float* x, size_t n) = 0;
     // From acc[0] = sum of squared gradients: state[0] = global norm,
     // state[1] = clip factor min(1, maxNorm/(norm+1e-6)) (1 if maxNorm <= 0),
-    // state[2] = 1 if the norm is not finite (the step must not be applied).
-    virtual void finishGradNorm(float* state, const float* acc, float maxNorm) = 0;
+    // state[2] = 1 if the norm or loss[0] is not finite (the step must not
+    // be applied: a diverged step never overwrites good weights).
+    virtual void finishGradNorm(float* state, const float* acc, const float* loss,
+                                float maxNorm) = 0;
     // One AdamW step on one tensor; grad is multiplied by state[1] first;
     // nothing changes when state[2] != 0. `step` counts from 1.
     virtual void adamw(float* param, const float* grad, float* m, float* v, size_t n,

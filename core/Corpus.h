@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace relora {
@@ -41,15 +42,19 @@ private:
 };
 
 // True when the bytes look like text (valid UTF-8, no NULs, few controls).
+// Empty input counts as text; callers reject empty files separately.
 bool looksLikeText(const std::string& bytes);
 
 // Draws training batches: B windows of T+1 consecutive tokens at seeded
 // random offsets; inputs are the first T, targets the last T of each window.
 // The draw depends only on (seed, batch index), so a resumed run continues
-// the same sequence from `position()`.
+// the same sequence from `position()`. The sampler keeps a pointer to
+// `tokens`, which must outlive it.
 class BatchSampler {
 public:
+    // Throws std::runtime_error when tokens.size() < context + 1.
     BatchSampler(const std::vector<int32_t>& tokens, size_t batch, size_t context, uint64_t seed);
+    BatchSampler(std::vector<int32_t>&&, size_t, size_t, uint64_t) = delete;
     // inputs(B*T), targets(B*T), host memory.
     void next(std::vector<int32_t>& inputs, std::vector<int32_t>& targets);
     uint64_t position() const { return position_; }
@@ -64,6 +69,10 @@ private:
 
 // Fixed validation batches: the validation tokens cut into consecutive
 // windows, the same every evaluation. At most `maxBatches` batches.
+// Windows of T+1 tokens start every T tokens; an incomplete last batch is
+// dropped, except that when not even one full batch fits, the single batch
+// holds as many windows as fit (its vectors are then shorter than B*T).
+// Throws std::runtime_error when not even one window fits.
 std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>>
 validationBatches(const std::vector<int32_t>& tokens, size_t batch, size_t context, size_t maxBatches);
 

@@ -1,1 +1,287 @@
-// placeholder
+#include "core/LlamaModel.h"
+
+#include "core/CounterRng.h"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace relora {
+namespace {
+
+const char* hfSuffix(TargetMatrix t) {
+    switch (t) {
+    case TargetMatrix::Wq: return "self_attn.q_proj";
+    case TargetMatrix::Wk: return "self_attn.k_proj";
+    case TargetMatrix::Wv: return "self_attn.v_proj";
+    case TargetMatrix::Wo: return "self_attn.o_proj";
+    case TargetMatrix::Gate: return "mlp.gate_proj";
+    case TargetMatrix::Up: return "mlp.up_proj";
+    case TargetMatrix::Down: return "mlp.down_proj";
+    }
+    return "";
+}
+
+}  // namespace
+
+std::string modulePath(size_t layer, TargetMatrix t) {
+    return "model.layers." + std::to_string(layer) + "." + hfSuffix(t);
+}
+
+std::pair<size_t, size_t> matrixShape(const ModelSpec& s, TargetMatrix t) {
+    const size_t C = static_cast<size_t>(s.dModel), F = static_cast<size_t>(s.dFF);
+    switch (t) {
+    case TargetMatrix::Gate:
+    case TargetMatrix::Up: return {F, C};
+    case TargetMatrix::Down: return {C, F};
+    default: return {C, C};
+    }
+}
+
+size_t baseParameterCount(const ModelSpec& s) {
+    const size_t C = static_cast<size_t>(s.dModel), F = static_cast<size_t>(s.dFF);
+    const size_t V = static_cast<size_t>(s.vocab), L = static_cast<size_t>(s.layers);
+    return 2 * V * C + L * (4 * C * C + 3 * C * F + 2 * C) + C;
+}
+
+LlamaModel::LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch)
+    : backend_(backend), spec_(spec), maxBatch_(maxBatch) {
+    const size_t C = static_cast<size_t>(spec.dModel), F = static_cast<size_t>(spec.dFF);
+    const size_t V = static_cast<size_t>(spec.vocab), L = static_cast<size_t>(spec.layers);
+    const size_t T = static_cast<size_t>(spec.context), H = static_cast<size_t>(spec.heads);
+    const size_t N = maxBatch * T;
+
+    embed_ = &addParameter("model.embed_tokens.weight", V, C, alloc(V * C), alloc(V * C));
+    layers_.resize(L);
+    for (size_t l = 0; l < L; ++l) {
+        Layer& ly = layers_[l];
+        const std::string pre = "model.layers." + std::to_string(l) + ".";
+        ly.attnNorm = &addParameter(pre + "input_layernorm.weight", C, 1, alloc(C), alloc(C));
+        buildFused(ly.qkv, l, C, {{TargetMatrix::Wq, C}, {TargetMatrix::Wk, C}, {TargetMatrix::Wv, C}});
+        buildFused(ly.wo, l, C, {{TargetMatrix::Wo, C}});
+        ly.mlpNorm = &addParameter(pre + "post_attention_layernorm.weight", C, 1, alloc(C), alloc(C));
+        buildFused(ly.gateUp, l, C, {{TargetMatrix::Gate, F}, {TargetMatrix::Up, F}});
+        buildFused(ly.down, l, F, {{TargetMatrix::Down, C}});
+
+        ly.h1 = alloc(N * C);
+        ly.rstd1 = alloc(N);
+        ly.qkvOut = alloc(N * 3 * C);
+        ly.probs = alloc(maxBatch * H * T * T);
+        ly.att = alloc(N * C);
+        ly.xMid = alloc(N * C);
+        ly.h2 = alloc(N * C);
+        ly.rstd2 = alloc(N);
+        ly.gu = alloc(N * 2 * F);
+        ly.act = alloc(N * F);
+    }
+    finalNorm_ = &addParameter("model.norm.weight", C, 1, alloc(C), alloc(C));
+    head_ = &addParameter("lm_head.weight", V, C, alloc(V * C), alloc(V * C));
+
+    for (size_t l = 0; l <= L; ++l) resid_.push_back(alloc(N * C));
+    hf_ = alloc(N * C);
+    rstdf_ = alloc(N);
+    logits_ = alloc(N * V);
+    losses_ = alloc(N);
+    lossSum_ = alloc(1);
+    dResid_ = alloc(N * C);
+    dH_ = alloc(N * C);
+    dQkv_ = alloc(N * 3 * C);
+    dAtt_ = alloc(N * C);
+    dGu_ = alloc(N * 2 * F);
+    dAct_ = alloc(N * F);
+
+    for (auto& p : params_) {
+        p.m = alloc(p.count());
+        p.v = alloc(p.count());
+    }
+}
+
+LlamaModel::~LlamaModel() {
+    for (void* p : owned_) backend_.release(p);
+}
+
+float* LlamaModel::alloc(size_t count) {
+    float* p = backend_.allocate(count);
+    owned_.push_back(p);
+    return p;
+}
+
+Parameter& LlamaModel::addParameter(const std::string& name, size_t rows, size_t cols,
+                                    float* value, float* grad) {
+    Parameter p;
+    p.name = name;
+    p.rows = rows;
+    p.cols = cols;
+    p.value = value;
+    p.grad = grad;
+    params_.push_back(std::move(p));
+    return params_.back();
+}
+
+void LlamaModel::buildFused(FusedLinear& f, size_t layer, size_t in,
+                            const std::vector<std::pair<TargetMatrix, size_t>>& parts) {
+    f.in = in;
+    for (const auto& [kind, out] : parts) f.outTotal += out;
+    f.weight = alloc(f.outTotal * in);
+    f.grad = alloc(f.outTotal * in);
+    size_t offset = 0;
+    for (const auto& [kind, out] : parts) {
+        LinearPart part;
+        part.kind = kind;
+        part.layer = layer;
+        part.out = out;
+        part.outOffset = offset;
+        part.weight = &addParameter(modulePath(layer, kind) + ".weight", out, in,
+                                    f.weight + offset * in, f.grad + offset * in);
+        f.parts.push_back(std::move(part));
+        offset += out;
+    }
+}
+
+void LlamaModel::initialise(uint64_t seed) {
+    size_t index = 0;
+    for (auto& p : params_) {
+        if (p.isMatrix())
+            backend_.fillNormal(p.value, p.count(), spec_.initStd, mixSeed(seed, index));
+        else
+            backend_.fill(p.value, 1.0f, p.count());
+        ++index;
+    }
+}
+
+std::vector<LinearPart*> LlamaModel::parts() {
+    std::vector<LinearPart*> out;
+    for (auto& ly : layers_)
+        for (FusedLinear* f : {&ly.qkv, &ly.wo, &ly.gateUp, &ly.down})
+            for (auto& p : f->parts) out.push_back(&p);
+    return out;
+}
+
+Parameter* LlamaModel::find(const std::string& name) {
+    for (auto& p : params_)
+        if (p.name == name) return &p;
+    return nullptr;
+}
+
+void LlamaModel::enableLoRA(const LoRAConfig& config, uint64_t seed) {
+    if (loraEnabled_) throw std::logic_error("LoRA is already enabled");
+    const size_t N = maxBatch_ * static_cast<size_t>(spec_.context);
+    const size_t r = config.rank;
+    for (LinearPart* part : parts()) {
+        bool chosen = false;
+        for (TargetMatrix t : config.targets) chosen = chosen || t == part->kind;
+        if (!chosen) continue;
+        const size_t in = part->weight->cols, out = part->out;
+        auto a = std::make_unique<LoRAAdapter>();
+        const std::string path = modulePath(part->layer, part->kind);
+        a->A = &addParameter(path + ".lora_A.weight", r, in, alloc(r * in), alloc(r * in));
+        a->B = &addParameter(path + ".lora_B.weight", out, r, alloc(out * r), alloc(out * r));
+        for (Parameter* p : {a->A, a->B}) {
+            p->m = alloc(p->count());
+            p->v = alloc(p->count());
+        }
+        a->rank = r;
+        a->scale = config.scale;
+        a->dropout = config.dropout;
+        a->u = alloc(N * r);
+        a->du = alloc(N * r);
+        if (config.dropout > 0.0f) {
+            a->mask = alloc(N * in);
+            a->xDropped = alloc(N * in);
+        }
+        // Kaiming-uniform with a = sqrt(5), as PyTorch's LoRA: bound 1/sqrt(in).
+        backend_.fillUniform(a->A->value, a->A->count(), 1.0f / std::sqrt(static_cast<float>(in)),
+                             mixSeed(seed, part->layer * 8 + static_cast<size_t>(part->kind)));
+        Parameter* w = part->weight;
+        w->trainable = false;
+        backend_.release(w->m);
+        backend_.release(w->v);
+        std::erase(owned_, static_cast<void*>(w->m));
+        std::erase(owned_, static_cast<void*>(w->v));
+        w->m = w->v = nullptr;
+        part->lora = std::move(a);
+    }
+    lora_ = config;
+    loraEnabled_ = true;
+}
+
+void LlamaModel::forward(const int32_t* tokens, const int32_t* targets, size_t batch,
+                         bool training, uint64_t dropoutSeed) {
+    if (batch > maxBatch_) throw std::invalid_argument("batch larger than the model was sized for");
+    Backend& be = backend_;
+    const size_t C = static_cast<size_t>(spec_.dModel), F = static_cast<size_t>(spec_.dFF);
+    const size_t V = static_cast<size_t>(spec_.vocab), T = static_cast<size_t>(spec_.context);
+    const size_t H = static_cast<size_t>(spec_.heads), D = C / H;
+    const size_t N = batch * T;
+    batch_ = batch;
+    tokens_ = tokens;
+    be.embeddingForward(resid_[0], tokens, embed_->value, N, C);
+    for (size_t l = 0; l < layers_.size(); ++l) {
+        Layer& ly = layers_[l];
+        be.rmsnormForward(ly.h1, ly.rstd1, resid_[l], ly.attnNorm->value, N, C, spec_.normEps);
+        ly.qkv.forward(be, ly.h1, ly.qkvOut, N, 0.0f, training, dropoutSeed);
+        be.rope(ly.qkvOut, batch, T, H, D, 3 * C, spec_.ropeTheta, false);
+        be.rope(ly.qkvOut + C, batch, T, H, D, 3 * C, spec_.ropeTheta, false);
+        be.attentionForward(ly.att, ly.probs, ly.qkvOut, batch, T, H, D);
+        be.copy(ly.xMid, resid_[l], N * C);
+        ly.wo.forward(be, ly.att, ly.xMid, N, 1.0f, training, dropoutSeed);
+        be.rmsnormForward(ly.h2, ly.rstd2, ly.xMid, ly.mlpNorm->value, N, C, spec_.normEps);
+        ly.gateUp.forward(be, ly.h2, ly.gu, N, 0.0f, training, dropoutSeed);
+        be.swigluForward(ly.act, ly.gu, N, F);
+        be.copy(resid_[l + 1], ly.xMid, N * C);
+        ly.down.forward(be, ly.act, resid_[l + 1], N, 1.0f, training, dropoutSeed);
+    }
+    be.rmsnormForward(hf_, rstdf_, resid_.back(), finalNorm_->value, N, C, spec_.normEps);
+    be.gemm(false, true, N, V, C, 1.0f, hf_, C, head_->value, C, 0.0f, logits_, V);
+    be.crossEntropy(training ? logits_ : nullptr, losses_, logits_, targets, N, V,
+                    1.0f / static_cast<float>(N));
+    be.sum(lossSum_, losses_, N);
+}
+
+void LlamaModel::backward() {
+    Backend& be = backend_;
+    const size_t C = static_cast<size_t>(spec_.dModel), F = static_cast<size_t>(spec_.dFF);
+    const size_t V = static_cast<size_t>(spec_.vocab), T = static_cast<size_t>(spec_.context);
+    const size_t H = static_cast<size_t>(spec_.heads), D = C / H;
+    const size_t N = batch_ * T;
+    for (auto& p : params_)
+        if (p.trainable && !p.isMatrix()) be.fill(p.grad, 0.0f, p.count());
+    if (embed_->trainable) be.fill(embed_->grad, 0.0f, embed_->count());
+
+    // logits_ now holds d(mean loss)/d(logits) (N, V).
+    if (head_->trainable)
+        be.gemm(true, false, V, C, N, 1.0f, logits_, V, hf_, C, 0.0f, head_->grad, C);
+    be.gemm(false, false, N, C, V, 1.0f, logits_, V, head_->value, C, 0.0f, dH_, C);
+    be.fill(dResid_, 0.0f, N * C);
+    be.rmsnormBackward(dResid_, finalNorm_->grad, dH_, resid_.back(), finalNorm_->value, rstdf_, N, C);
+
+    for (size_t l = layers_.size(); l-- > 0;) {
+        Layer& ly = layers_[l];
+        // x_out = x_mid + down(swiglu(gate_up(norm(x_mid))))
+        ly.down.backward(be, dResid_, ly.act, dAct_, N, 0.0f);
+        be.swigluBackward(dGu_, dAct_, ly.gu, N, F);
+        ly.gateUp.backward(be, dGu_, ly.h2, dH_, N, 0.0f);
+        be.rmsnormBackward(dResid_, ly.mlpNorm->grad, dH_, ly.xMid, ly.mlpNorm->value, ly.rstd2, N, C);
+        // x_mid = x_in + o(attention(rope(qkv(norm(x_in)))))
+        ly.wo.backward(be, dResid_, ly.att, dAtt_, N, 0.0f);
+        be.attentionBackward(dQkv_, dAtt_, ly.probs, ly.qkvOut, batch_, T, H, D);
+        be.rope(dQkv_, batch_, T, H, D, 3 * C, spec_.ropeTheta, true);
+        be.rope(dQkv_ + C, batch_, T, H, D, 3 * C, spec_.ropeTheta, true);
+        ly.qkv.backward(be, dQkv_, ly.h1, dH_, N, 0.0f);
+        be.rmsnormBackward(dResid_, ly.attnNorm->grad, dH_, resid_[l], ly.attnNorm->value, ly.rstd1, N, C);
+    }
+    if (embed_->trainable) be.embeddingBackward(embed_->grad, dResid_, tokens_, N, C);
+}
+
+std::vector<float> LlamaModel::read(const Parameter& p) const {
+    std::vector<float> host(p.count());
+    backend_.download(host.data(), p.value, host.size());
+    return host;
+}
+
+void LlamaModel::write(Parameter& p, const std::vector<float>& values) {
+    if (values.size() != p.count())
+        throw std::invalid_argument(p.name + ": expected " + std::to_string(p.count()) + " values");
+    backend_.upload(p.value, values.data(), values.size());
+}
+
+}  // namespace relora

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,9 @@ public:
 };
 
 // Writes one JSON object per line: {"type":"metric","key":..,"step":..,"value":..,"t":..}
+// (also "run_started", "spectrum", "event", "run_finished"; non-finite
+// numbers are written as null). Metrics are flushed at most every ~0.5 s,
+// everything else at once. Truncates an existing file.
 class JsonLinesSink : public MetricsSink {
 public:
     explicit JsonLinesSink(const std::string& path);   // throws if it cannot open
@@ -42,7 +46,7 @@ public:
 
 private:
     struct Impl;
-    Impl* impl_;
+    std::unique_ptr<Impl> impl_;
 };
 
 // Forwards to several sinks.

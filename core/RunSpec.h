@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace relora {
@@ -110,7 +111,7 @@ struct RunSpec {
 // One problem found by validation: the field's JSON path and why it is bad.
 struct SpecError {
     std::string field;     // e.g. "method.rank"
-    std::string message;   // e.g. "must be between 1 and 256 (the smallest target dimension)"
+    std::string message;   // e.g. "must be between 1 and 256 (the smallest targeted matrix, wq, is 256x256), got 300"
 };
 
 // Default spec for a method and a model preset ("tiny", "60m", "130m").

@@ -1,1 +1,313 @@
-// placeholder
+#include "core/Trainer.h"
+
+#include "core/CounterRng.h"
+#include "core/ReLoRA.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <sstream>
+#include <thread>
+
+namespace relora {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Independent seed streams of one run.
+enum SeedStream : uint64_t { kInit = 1, kLoRAInit, kSampler, kDropout, kRestart, kSynthetic };
+
+float loraScale(const MethodSpec& m) {
+    const float r = static_cast<float>(m.rank);
+    return m.rankStabilised ? m.alpha / std::sqrt(r) : m.alpha / r;
+}
+
+std::string formatErrors(const std::vector<SpecError>& errors) {
+    std::ostringstream out;
+    out << "invalid run spec:";
+    for (const auto& e : errors) out << "\n  " << e.field << ": " << e.message;
+    return out.str();
+}
+
+std::unique_ptr<Corpus> loadCorpus(const RunSpec& spec) {
+    if (spec.data.synthetic) {
+        const size_t tokens = std::max<size_t>(
+            1u << 20, static_cast<size_t>(spec.train.batch) * (spec.model.context + 1) * 16);
+        return std::make_unique<Corpus>(
+            Corpus::synthetic(tokens, spec.model.vocab, mixSeed(spec.train.seed, kSynthetic)));
+    }
+    return std::make_unique<Corpus>(Corpus::load(spec.data.corpus, spec.data.validationFraction));
+}
+
+}  // namespace
+
+Trainer::Trainer(const RunSpec& spec, Backend& backend, MetricsSink* sink)
+    : spec_(spec), backend_(backend), sink_(sink) {
+    if (auto errors = validate(spec_); !errors.empty())
+        throw InvalidSpec(formatErrors(errors), errors);
+    const size_t B = static_cast<size_t>(spec_.train.batch);
+    const size_t T = static_cast<size_t>(spec_.model.context);
+    corpus_ = loadCorpus(spec_);
+    sampler_ = std::make_unique<BatchSampler>(corpus_->train(), B, T, mixSeed(spec_.train.seed, kSampler));
+    validation_ = validationBatches(corpus_->validation(), B, T,
+                                    static_cast<size_t>(spec_.train.evalBatches));
+
+    model_ = std::make_unique<LlamaModel>(backend_, spec_.model, B);
+    model_->initialise(mixSeed(spec_.train.seed, kInit));
+
+    const bool relora = spec_.method.kind == Method::ReLoRA;
+    restarts_ = spec_.restartSchedule();
+    std::vector<int> troughs = restarts_;
+    if (relora && spec_.relora.warmStartSteps > 0)
+        troughs.insert(troughs.begin(), spec_.relora.warmStartSteps);
+    const auto& o = spec_.optim;
+    if (relora)
+        schedule_ = std::make_unique<JaggedCosineSchedule>(o.lr, o.minLrRatio, o.warmup, spec_.train.steps,
+                                                           troughs, std::max(1, spec_.relora.restartWarmup));
+    else
+        schedule_ = std::make_unique<CosineSchedule>(o.lr, o.minLrRatio, o.warmup, spec_.train.steps);
+
+    if (spec_.isLowRank() && !(relora && spec_.relora.warmStartSteps > 0))
+        model_->enableLoRA({spec_.method.targets, static_cast<size_t>(spec_.method.rank),
+                            loraScale(spec_.method), spec_.method.dropout},
+                           mixSeed(spec_.train.seed, kLoRAInit));
+    std::vector<LinearPart*> tracked;
+    for (LinearPart* p : model_->parts())
+        if (spec_.targets(p->kind)) tracked.push_back(p);
+    tracker_ = std::make_unique<UpdateTracker>(backend_, tracked);
+
+    tokens_ = backend_.allocateInts(B * T);
+    targets_ = backend_.allocateInts(B * T);
+    normAcc_ = backend_.allocate(1);
+    normState_ = backend_.allocate(3);
+}
+
+Trainer::~Trainer() {
+    tracker_.reset();
+    model_.reset();
+    for (void* p : {static_cast<void*>(tokens_), static_cast<void*>(targets_),
+                    static_cast<void*>(normAcc_), static_cast<void*>(normState_)})
+        backend_.release(p);
+}
+
+size_t Trainer::tokensPerStep() const {
+    return static_cast<size_t>(spec_.train.batch) * static_cast<size_t>(spec_.model.context);
+}
+
+std::vector<Parameter*> Trainer::trainable() {
+    std::vector<Parameter*> out;
+    for (auto& p : model_->parameters())
+        if (p.trainable) out.push_back(&p);
+    return out;
+}
+
+void Trainer::switchToLowRank() {
+    model_->enableLoRA({spec_.method.targets, static_cast<size_t>(spec_.method.rank),
+                        loraScale(spec_.method), spec_.method.dropout},
+                       mixSeed(spec_.train.seed, kLoRAInit));
+    tracker_->resetReference();
+    if (sink_)
+        sink_->event(step_, "warm_start_switch",
+                     "switched from full-rank to ReLoRA after " + std::to_string(step_) + " steps");
+}
+
+StepResult Trainer::step() {
+    sampler_->next(hostInputs_, hostTargets_);
+    return step(hostInputs_, hostTargets_);
+}
+
+StepResult Trainer::step(const std::vector<int32_t>& inputs, const std::vector<int32_t>& targets) {
+    const size_t B = static_cast<size_t>(spec_.train.batch);
+    const size_t N = tokensPerStep();
+    if (inputs.size() != N || targets.size() != N)
+        throw std::invalid_argument("a training batch must hold batch x context tokens");
+    const auto started = Clock::now();
+    const int t = step_;
+    if (spec_.method.kind == Method::ReLoRA) {
+        if (t > 0 && t == spec_.relora.warmStartSteps && !model_->hasLoRA()) switchToLowRank();
+        if (std::binary_search(restarts_.begin(), restarts_.end(), t)) {
+            const auto& r = spec_.relora;
+            restartAll(backend_, model_->parts(), {r.prune, r.pruneRatio},
+                       mixSeed(spec_.train.seed, kRestart), restartCount_);
+            ++restartCount_;
+            if (sink_) {
+                std::ostringstream detail;
+                detail << "restart " << restartCount_ << ": merged adapters into the weights, "
+                       << "pruned optimizer state (" << toString(r.prune);
+                if (r.prune != PruneMode::Reset) detail << " " << r.pruneRatio;
+                detail << ")";
+                sink_->event(t, "restart", detail.str());
+            }
+            if (afterRestart) afterRestart(t);
+        }
+    }
+    const double lr = schedule_->at(t);
+    backend_.uploadInts(tokens_, inputs.data(), N);
+    backend_.uploadInts(targets_, targets.data(), N);
+    model_->forward(tokens_, targets_, B, true, mixSeed(mixSeed(spec_.train.seed, kDropout), t));
+    model_->backward();
+
+    const auto params = trainable();
+    backend_.fill(normAcc_, 0.0f, 1);
+    for (Parameter* p : params) backend_.sumSquaresAccumulate(normAcc_, p->grad, p->count());
+    backend_.finishGradNorm(normState_, normAcc_, model_->lossSum(), spec_.optim.clip);
+    const auto& o = spec_.optim;
+    for (Parameter* p : params)
+        backend_.adamw(p->value, p->grad, p->m, p->v, p->count(), static_cast<float>(lr), o.beta1,
+                       o.beta2, o.eps, p->isMatrix() ? o.weightDecay : 0.0f, p->updates + 1,
+                       normState_);
+
+    float lossSum = 0, state[3] = {0, 0, 0};
+    backend_.download(&lossSum, model_->lossSum(), 1);
+    backend_.download(state, normState_, 3);
+    StepResult r;
+    r.loss = lossSum / static_cast<double>(N);
+    r.lr = lr;
+    r.gradNorm = state[0];
+    if (state[2] != 0.0f) {
+        r.step = t + 1;
+        r.diverged = true;
+        r.divergence = describeDivergence(static_cast<float>(r.loss), state[0]);
+        r.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+        return r;
+    }
+    for (Parameter* p : params) ++p->updates;
+    r.step = ++step_;
+    r.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    return r;
+}
+
+std::string Trainer::describeDivergence(float loss, float norm) {
+    std::ostringstream out;
+    if (!std::isfinite(loss)) {
+        out << "the training loss is " << loss;
+    } else {
+        out << "the gradient norm is " << norm << " (loss " << loss << ")";
+        // Rare path: name the first tensor whose gradient is not finite.
+        for (Parameter* p : trainable()) {
+            float acc = 0;
+            backend_.fill(normAcc_, 0.0f, 1);
+            backend_.sumSquaresAccumulate(normAcc_, p->grad, p->count());
+            backend_.download(&acc, normAcc_, 1);
+            if (!std::isfinite(acc)) {
+                out << "; first non-finite gradient: " << p->name;
+                break;
+            }
+        }
+    }
+    out << "; the update was not applied, weights are those of step " << step_;
+    return out.str();
+}
+
+double Trainer::validationLoss() {
+    double total = 0;
+    size_t count = 0;
+    const size_t T = static_cast<size_t>(spec_.model.context);
+    for (const auto& [inputs, targets] : validation_) {
+        const size_t batch = inputs.size() / T;
+        backend_.uploadInts(tokens_, inputs.data(), inputs.size());
+        backend_.uploadInts(targets_, targets.data(), targets.size());
+        model_->forward(tokens_, targets_, batch, false, 0);
+        float sum = 0;
+        backend_.download(&sum, model_->lossSum(), 1);
+        total += sum;
+        count += inputs.size();
+    }
+    return count ? total / static_cast<double>(count) : std::nan("");
+}
+
+Evaluation Trainer::evaluate() {
+    Evaluation e;
+    e.step = step_;
+    e.validationLoss = validationLoss();
+    e.updates = tracker_->measure(spec_.train.rankThreshold);
+    e.counts = countParameters(model_->parameters());
+    e.updateSize = updateSize(e.updates);
+    if (!sink_) return e;
+
+    std::vector<MetricPoint> points = {
+        {"val_loss", step_, e.validationLoss},
+        {"val_ppl", step_, std::exp(e.validationLoss)},
+        {"params_total", step_, double(e.counts.total)},
+        {"params_trainable", step_, double(e.counts.trainable)},
+        {"optimizer_state", step_, double(e.counts.optimizerState)},
+        {"update_size", step_, double(e.updateSize)},
+        {"peak_memory_mb", step_, double(backend_.peakMemoryBytes()) / (1 << 20)},
+    };
+    // Per matrix, and averaged per matrix type over the layers.
+    std::map<std::string, std::array<double, 4>> byKind;  // eff, stable, thr, count
+    for (const auto& u : e.updates) {
+        points.push_back({"rank_eff/" + u.label, step_, u.ranks.effectiveRank});
+        points.push_back({"rank_stable/" + u.label, step_, u.ranks.stableRank});
+        points.push_back({"rank_thr/" + u.label, step_, double(u.ranks.thresholdRank)});
+        auto& k = byKind[toString(u.part->kind)];
+        k[0] += u.ranks.effectiveRank;
+        k[1] += u.ranks.stableRank;
+        k[2] += u.ranks.thresholdRank;
+        k[3] += 1;
+        sink_->spectrum(step_, u.label, u.sigma);
+    }
+    for (const auto& [kind, k] : byKind) {
+        points.push_back({"rank_eff/" + kind, step_, k[0] / k[3]});
+        points.push_back({"rank_stable/" + kind, step_, k[1] / k[3]});
+        points.push_back({"rank_thr/" + kind, step_, k[2] / k[3]});
+    }
+    sink_->metrics(points, 0);
+    return e;
+}
+
+RunOutcome Trainer::run(TrainerControl& control,
+                        const std::function<void(const StepResult&)>& progress) {
+    RunOutcome outcome;
+    const auto runStart = Clock::now();
+    const auto wall = [&] { return std::chrono::duration<double>(Clock::now() - runStart).count(); };
+    const auto recordEvaluation = [&] {
+        const Evaluation e = evaluate();
+        outcome.finalValidationLoss = e.validationLoss;
+        if (!outcome.bestValidationLoss || e.validationLoss < *outcome.bestValidationLoss)
+            outcome.bestValidationLoss = e.validationLoss;
+    };
+    try {
+        if (sink_) sink_->runStarted(toJson(spec_), backend_.name(), backend_.deviceName());
+        if (step_ == 0) recordEvaluation();
+        while (step_ < spec_.train.steps) {
+            while (control.pause && !control.stop) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            if (control.stop) {
+                outcome.status = "stopped";
+                outcome.message = "stopped at step " + std::to_string(step_);
+                break;
+            }
+            const StepResult r = step();
+            if (r.diverged) {
+                outcome.status = "failed";
+                outcome.message = "diverged at step " + std::to_string(r.step) + ": " + r.divergence;
+                if (sink_) sink_->event(r.step, "diverged", r.divergence);
+                break;
+            }
+            if (sink_ && (r.step % spec_.train.logInterval == 0 || r.step == spec_.train.steps)) {
+                const double tokens = static_cast<double>(tokensPerStep());
+                sink_->metrics({{"train_loss", r.step, r.loss},
+                                {"lr", r.step, r.lr},
+                                {"grad_norm", r.step, r.gradNorm},
+                                {"tokens_per_s", r.step, tokens / r.seconds},
+                                {"step_ms", r.step, r.seconds * 1e3}},
+                               wall());
+            }
+            if (progress) progress(r);
+            if (r.step % spec_.train.evalInterval == 0 || r.step == spec_.train.steps) recordEvaluation();
+        }
+        if (outcome.status.empty()) {
+            outcome.status = "finished";
+            outcome.message = "finished " + std::to_string(step_) + " steps";
+        }
+    } catch (const std::exception& e) {
+        outcome.status = "failed";
+        outcome.message = std::string("step ") + std::to_string(step_) + ": " + e.what();
+    }
+    outcome.steps = step_;
+    if (sink_) sink_->runFinished(outcome.status, outcome.message);
+    return outcome;
+}
+
+}  // namespace relora

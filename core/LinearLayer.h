@@ -1,0 +1,57 @@
+// FusedLinear: y(N, out) = x(N, in) · Wᵀ for one or more projections that share
+// an input (q|k|v, gate|up) and are stored as one (out, in) matrix, so the
+// frozen or full-rank part is one large product. Each part may carry a LoRA
+// adapter: y_part += s · (dropout(x) · Aᵀ) · Bᵀ, with A (r, in), B (part_out, r).
+// A frozen part gets no weight gradient: that is where LoRA saves arithmetic.
+#pragma once
+
+#include "core/Backend.h"
+#include "core/Parameter.h"
+#include "core/RunSpec.h"
+
+#include <memory>
+#include <vector>
+
+namespace relora {
+
+struct LoRAAdapter {
+    Parameter* A = nullptr;     // (r, in)
+    Parameter* B = nullptr;     // (out, r)
+    size_t rank = 0;
+    float scale = 1.0f;         // s = alpha / r (or alpha / sqrt(r))
+    float dropout = 0.0f;
+    float* u = nullptr;         // (N, r) dropout(x) · Aᵀ, saved for backward
+    float* du = nullptr;        // (N, r) scratch
+    float* mask = nullptr;      // (N, in) inverted-dropout mask, only with dropout
+    float* xDropped = nullptr;  // (N, in) masked input, only with dropout
+};
+
+struct LinearPart {
+    TargetMatrix kind;
+    size_t layer = 0;
+    size_t out = 0;             // rows of this part
+    size_t outOffset = 0;       // its first column in the fused output rows
+    Parameter* weight = nullptr;
+    std::unique_ptr<LoRAAdapter> lora;
+};
+
+class FusedLinear {
+public:
+    size_t in = 0, outTotal = 0;
+    float* weight = nullptr;    // (outTotal, in) fused storage of all parts
+    float* grad = nullptr;      // (outTotal, in)
+    std::vector<LinearPart> parts;
+
+    // y(N, outTotal) = beta·y + x·Wᵀ + every part's LoRA term. In training,
+    // LoRA dropout draws fresh masks from dropoutSeed; otherwise it is off.
+    void forward(Backend& be, const float* x, float* y, size_t N, float beta, bool training,
+                 uint64_t dropoutSeed) const;
+    // From dy(N, outTotal): dx(N, in) = beta·dx + dy·W + LoRA terms; weight
+    // gradients of trainable parts; dA, dB of adapters. Follows a training
+    // forward() on the same x.
+    void backward(Backend& be, const float* dy, const float* x, float* dx, size_t N,
+                  float beta) const;
+    bool allPartsTrainable() const;
+};
+
+}  // namespace relora

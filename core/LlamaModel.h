@@ -1,0 +1,111 @@
+// LlamaModel: the LLaMA-style decoder of DESIGN §4 on a Backend, with its
+// forward and hand-written backward pass. Pre-norm RMSNorm, rotary q/k
+// ("rotate half"), causal attention, SwiGLU MLP, final RMSNorm, untied head.
+// Activations are allocated once for `maxBatch` sequences of `context` tokens.
+#pragma once
+
+#include "core/Backend.h"
+#include "core/LinearLayer.h"
+#include "core/Parameter.h"
+#include "core/RunSpec.h"
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace relora {
+
+struct LoRAConfig {
+    std::vector<TargetMatrix> targets;
+    size_t rank = 0;
+    float scale = 1.0f;
+    float dropout = 0.0f;
+};
+
+class LlamaModel {
+public:
+    LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch);
+    ~LlamaModel();
+    LlamaModel(const LlamaModel&) = delete;
+    LlamaModel& operator=(const LlamaModel&) = delete;
+
+    // Matrices N(0, initStd), norm weights 1; draws depend only on the seed.
+    void initialise(uint64_t seed);
+
+    // Adds LoRA adapters to the target matrices and freezes those matrices
+    // (their AdamW moments are released). A: Kaiming-uniform, B: zeros.
+    void enableLoRA(const LoRAConfig& config, uint64_t seed);
+    bool hasLoRA() const { return loraEnabled_; }
+    const LoRAConfig& loraConfig() const { return lora_; }
+
+    // tokens(B*T), targets(B*T) are backend buffers. Fills the per-token
+    // losses and their sum (lossSum()[0]); in training mode also prepares
+    // d(mean loss)/d(logits) for backward().
+    void forward(const int32_t* tokens, const int32_t* targets, size_t batch, bool training,
+                 uint64_t dropoutSeed);
+    // Gradients of the mean loss of the last forward() for every trainable
+    // parameter (overwritten, not accumulated across calls).
+    void backward();
+
+    const float* logits() const { return logits_; }   // (B*T, V) before backward
+    const float* lossSum() const { return lossSum_; }  // one float on the backend
+    size_t tokensPerBatch(size_t batch) const { return batch * spec_.context; }
+
+    std::deque<Parameter>& parameters() { return params_; }
+    Parameter* find(const std::string& name);
+    // Every projection (layer × target kind), for LoRA and ΔW tracking.
+    std::vector<LinearPart*> parts();
+    const ModelSpec& spec() const { return spec_; }
+    Backend& backend() { return backend_; }
+
+    // Host <-> backend helpers for tests, snapshots and parity dumps.
+    std::vector<float> read(const Parameter& p) const;
+    void write(Parameter& p, const std::vector<float>& values);
+
+private:
+    struct Layer {
+        Parameter* attnNorm = nullptr;
+        Parameter* mlpNorm = nullptr;
+        FusedLinear qkv, wo, gateUp, down;
+        // saved activations
+        float *h1 = nullptr, *rstd1 = nullptr, *qkvOut = nullptr, *probs = nullptr,
+              *att = nullptr, *xMid = nullptr, *h2 = nullptr, *rstd2 = nullptr,
+              *gu = nullptr, *act = nullptr;
+    };
+
+    Parameter& addParameter(const std::string& name, size_t rows, size_t cols, float* value,
+                            float* grad);
+    void buildFused(FusedLinear& f, size_t layer, size_t in,
+                    const std::vector<std::pair<TargetMatrix, size_t>>& parts);
+    float* alloc(size_t count);
+
+    Backend& backend_;
+    ModelSpec spec_;
+    size_t maxBatch_;
+    std::deque<Parameter> params_;     // stable addresses
+    std::vector<void*> owned_;
+    Parameter* embed_ = nullptr;
+    Parameter* finalNorm_ = nullptr;
+    Parameter* head_ = nullptr;
+    std::vector<Layer> layers_;
+    bool loraEnabled_ = false;
+    LoRAConfig lora_;
+
+    size_t batch_ = 0;
+    const int32_t* tokens_ = nullptr;
+    std::vector<float*> resid_;        // L+1 residual streams (N, C)
+    float *hf_ = nullptr, *rstdf_ = nullptr, *logits_ = nullptr, *losses_ = nullptr,
+          *lossSum_ = nullptr;
+    float *dResid_ = nullptr, *dH_ = nullptr, *dQkv_ = nullptr, *dAtt_ = nullptr,
+          *dGu_ = nullptr, *dAct_ = nullptr;
+};
+
+// Closed-form parameter count of the base model (no adapters).
+size_t baseParameterCount(const ModelSpec& spec);
+// Rows and columns (out, in) of a target matrix.
+std::pair<size_t, size_t> matrixShape(const ModelSpec& spec, TargetMatrix t);
+// Hugging Face module path of a target in a layer, e.g. "model.layers.2.mlp.up_proj".
+std::string modulePath(size_t layer, TargetMatrix t);
+
+}  // namespace relora

@@ -1,0 +1,48 @@
+// UpdateTracker: the learned update ΔW = W_now − W_ref (+ s·B·A while an
+// adapter is live) of every tracked matrix, and its spectrum (DESIGN §6).
+// W_ref is taken when low-rank training starts (or at step 0 for full-rank).
+#pragma once
+
+#include "core/Backend.h"
+#include "core/LinearLayer.h"
+#include "core/RankMetrics.h"
+
+#include <string>
+#include <vector>
+
+namespace relora {
+
+struct MatrixUpdate {
+    const LinearPart* part = nullptr;
+    std::string label;            // "layers.3.wq"
+    std::vector<float> sigma;     // descending
+    RankSummary ranks;
+};
+
+class UpdateTracker {
+public:
+    UpdateTracker(Backend& backend, std::vector<LinearPart*> tracked);
+    ~UpdateTracker();
+    UpdateTracker(const UpdateTracker&) = delete;
+    UpdateTracker& operator=(const UpdateTracker&) = delete;
+
+    // W_ref := the current effective weights of every tracked matrix.
+    void resetReference();
+    // ΔW of every tracked matrix; may synchronise with the backend.
+    std::vector<MatrixUpdate> measure(float tau);
+    // ΔW of one tracked matrix into backend memory delta(out, in).
+    void delta(size_t index, float* delta) const;
+
+    const std::vector<LinearPart*>& tracked() const { return tracked_; }
+    std::vector<float*>& references() { return refs_; }
+
+private:
+    Backend& be_;
+    std::vector<LinearPart*> tracked_;
+    std::vector<float*> refs_;      // (out, in) per tracked matrix
+    float* scratch_ = nullptr;      // largest (out, in)
+};
+
+std::string partLabel(const LinearPart& part);   // "layers.3.wq"
+
+}  // namespace relora
