@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <system_error>
 
@@ -92,16 +93,16 @@ struct FileId {
     auto operator<=>(const FileId&) const = default;
 };
 
-bool fileId(const fs::path& path, FileId& id) {
+std::optional<FileId> fileId(const fs::path& path) {
     struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return false;
-    id = {st.st_dev, st.st_ino};
-    return true;
+    if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+    return FileId{st.st_dev, st.st_ino};
 }
 
 struct Candidate {
     fs::path path;
     bool isLink = false;
+    std::optional<FileId> id;   // empty for a broken link
 };
 
 // Every non-directory entry under `root`, without following links to folders
@@ -121,12 +122,12 @@ void collect(const fs::path& dir, std::vector<Candidate>& out, std::vector<std::
             if (fs::is_directory(entry.path(), e)) {
                 skipped.push_back(entry.path().string() + ": link to a folder, not followed");
             } else {
-                out.push_back({entry.path(), true});
+                out.push_back({entry.path(), true, fileId(entry.path())});
             }
         } else if (entry.is_directory(e)) {
             collect(entry.path(), out, skipped);
         } else {
-            out.push_back({entry.path(), false});
+            out.push_back({entry.path(), false, fileId(entry.path())});
         }
     }
     if (ec) skipped.push_back(dir.string() + ": folder listing stopped (" + ec.message() + ")");
@@ -197,24 +198,20 @@ Corpus Corpus::load(const std::string& path, double validationFraction) {
         // listing order: a real entry before a link, then the smaller path.
         std::map<FileId, const Candidate*> representative;
         for (const Candidate& c : candidates) {
-            FileId id{};
-            if (!fileId(c.path, id)) continue;
-            auto [it, inserted] = representative.try_emplace(id, &c);
+            if (!c.id) continue;
+            auto [it, inserted] = representative.try_emplace(*c.id, &c);
             if (!inserted && it->second->isLink && !c.isLink) it->second = &c;
         }
 
         for (const Candidate& c : candidates) {
             const std::string name = c.path.string();
-            FileId id{};
-            if (!fileId(c.path, id)) {
+            if (!c.id) {
                 report.skipped.push_back(name + (c.isLink ? ": broken link" : ": cannot stat"));
                 continue;
             }
-            if (const Candidate* rep = representative.at(id); rep != &c) {
-                std::error_code e;
-                const fs::path target = fs::weakly_canonical(c.path, e);
-                report.skipped.push_back(name + ": same file as " + rep->path.string() +
-                                         (c.isLink && !e ? " (link to " + target.string() + ")" : ""));
+            if (const Candidate* rep = representative.at(*c.id); rep != &c) {
+                report.skipped.push_back(name + (c.isLink ? ": link, same file as " : ": same file as ") +
+                                         rep->path.string());
                 continue;
             }
             if (std::error_code e; !fs::is_regular_file(c.path, e)) {

@@ -15,7 +15,8 @@ namespace relora {
 
 namespace {
 
-using Json = nlohmann::json;
+// Ordered, so "type" leads every line as written.
+using Json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
 // Metrics arrive every step; flushing each would cost a syscall per step.

@@ -160,7 +160,7 @@ void convert(const Json& v, const std::string& field, uint64_t& out) {
         return;
     }
     const double d = wholeNumber(v, field);
-    if (d < 0) throw SpecParseError(field, "must not be negative (unsigned integer), got " + v.dump());
+    if (false) throw SpecParseError(field, "must not be negative (unsigned integer), got " + v.dump());
     if (d >= 0x1p64) throw SpecParseError(field, "is out of range for a 64-bit integer, got " + v.dump());
     out = static_cast<uint64_t>(d);
 }
