@@ -160,7 +160,7 @@ void convert(const Json& v, const std::string& field, uint64_t& out) {
         return;
     }
     const double d = wholeNumber(v, field);
-    if (false) throw SpecParseError(field, "must not be negative (unsigned integer), got " + v.dump());
+    if (d < 0) throw SpecParseError(field, "must not be negative (unsigned integer), got " + v.dump());
     if (d >= 0x1p64) throw SpecParseError(field, "is out of range for a 64-bit integer, got " + v.dump());
     out = static_cast<uint64_t>(d);
 }
@@ -273,9 +273,7 @@ RunSpec startingPoint(const Json& root) {
         if (const auto p = m->find("preset"); p != m->end()) convert(*p, "model.preset", preset);
     if (!isKnownPreset(preset))
         throw SpecParseError("model.preset", "unknown preset '" + preset + "' (expected tiny, 60m, 130m or custom)");
-    RunSpec spec = defaultSpec(method, preset == "custom" ? "tiny" : preset);
-    spec.model.preset = preset;
-    return spec;
+    return defaultSpec(method, preset == "custom" ? "tiny" : preset);
 }
 
 void readModel(Section s, ModelSpec& m) {

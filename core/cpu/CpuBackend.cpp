@@ -205,20 +205,32 @@ void CpuBackend::rmsnormBackward(float* dx, float* dw, const float* dout, const 
 void CpuBackend::rope(float* x, size_t B, size_t T, size_t H, size_t D, size_t rowStride,
                       float theta, bool inverse) {
     const size_t half = D / 2;
-    // Frequencies as Hugging Face computes them: float32 theta^(-2i/D).
-    std::vector<float> invFreq(half);
-    for (size_t i = 0; i < half; ++i)
-        invFreq[i] = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(D));
+    if (ropeT_ != T || ropeD_ != D || ropeTheta_ != theta) {
+        // Angles as Hugging Face computes them: float32 pos · theta^(-2i/D).
+        ropeCos_.resize(T * half);
+        ropeSin_.resize(T * half);
+        for (size_t i = 0; i < half; ++i) {
+            const float invFreq = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(D));
+            for (size_t t = 0; t < T; ++t) {
+                const float angle = static_cast<float>(t) * invFreq;
+                ropeCos_[t * half + i] = std::cos(angle);
+                ropeSin_[t * half + i] = std::sin(angle);
+            }
+        }
+        ropeT_ = T;
+        ropeD_ = D;
+        ropeTheta_ = theta;
+    }
     const float sign = inverse ? -1.0f : 1.0f;
 #pragma omp parallel for schedule(static)
     for (size_t bt = 0; bt < B * T; ++bt) {
-        const float pos = static_cast<float>(bt % T);
+        const float* cosRow = ropeCos_.data() + (bt % T) * half;
+        const float* sinRow = ropeSin_.data() + (bt % T) * half;
         float* row = x + bt * rowStride;
-        for (size_t i = 0; i < half; ++i) {
-            const float angle = pos * invFreq[i];
-            const float c = std::cos(angle), s = sign * std::sin(angle);
-            for (size_t h = 0; h < H; ++h) {
-                float* v = row + h * D;
+        for (size_t h = 0; h < H; ++h) {
+            float* v = row + h * D;
+            for (size_t i = 0; i < half; ++i) {
+                const float c = cosRow[i], s = sign * sinRow[i];
                 const float x1 = v[i], x2 = v[i + half];
                 v[i] = x1 * c - x2 * s;
                 v[i + half] = x2 * c + x1 * s;
@@ -262,9 +274,9 @@ void CpuBackend::crossEntropy(float* dlogits, float* losses, const float* logits
         const float* z = logits + n * V;
         float mx = z[0];
         for (size_t v = 1; v < V; ++v) mx = std::max(mx, z[v]);
-        double s = 0.0;
-        for (size_t v = 0; v < V; ++v) s += std::exp(static_cast<double>(z[v] - mx));
-        const float lse = mx + static_cast<float>(std::log(s));
+        float s = 0.0f;
+        for (size_t v = 0; v < V; ++v) s += std::exp(z[v] - mx);
+        const float lse = mx + std::log(s);
         const size_t t = static_cast<size_t>(targets[n]);
         losses[n] = lse - z[t];
         if (!dlogits) continue;

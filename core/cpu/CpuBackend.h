@@ -6,6 +6,7 @@
 #include "core/Backend.h"
 
 #include <atomic>
+#include <vector>
 
 namespace relora {
 
@@ -74,6 +75,10 @@ public:
 
 private:
     int threads_;
+    // Rotary tables (T, D/2), rebuilt when the shape or base changes.
+    std::vector<float> ropeCos_, ropeSin_;
+    size_t ropeT_ = 0, ropeD_ = 0;
+    float ropeTheta_ = 0;
     std::atomic<size_t> liveBytes_{0};
     size_t peakBytes_ = 0;
 };
