@@ -123,9 +123,14 @@ public:
     virtual std::vector<float> singularValues(const float* a, size_t rows, size_t cols) = 0;
 };
 
+struct BackendOptions {
+    int threads = 0;              // CPU threads, 0 = all cores
+    bool bf16MatMul = true;       // CUDA: bf16 operands, fp32 accumulation
+};
+
 // kind: "auto", "cpu" or "cuda". Throws std::runtime_error with a clear
 // message when the kind is unknown or (for "cuda") no device is usable.
-std::unique_ptr<Backend> createBackend(const std::string& kind, int threads = 0);
+std::unique_ptr<Backend> createBackend(const std::string& kind, const BackendOptions& options = {});
 // True when this build has CUDA support and a usable device is present;
 // `why` says what is missing otherwise.
 bool cudaAvailable(std::string* why = nullptr);

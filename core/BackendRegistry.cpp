@@ -28,12 +28,12 @@ bool cudaAvailable(std::string* why) {
     return plugin.probe(why);
 }
 
-std::unique_ptr<Backend> createBackend(const std::string& kind, int threads) {
-    if (kind == "cpu") return std::make_unique<CpuBackend>(threads);
+std::unique_ptr<Backend> createBackend(const std::string& kind, const BackendOptions& options) {
+    if (kind == "cpu") return std::make_unique<CpuBackend>(options.threads);
     if (kind == "cuda" || kind == "auto") {
         std::string why;
-        if (cudaAvailable(&why)) return cudaPlugin().create();
-        if (kind == "auto") return std::make_unique<CpuBackend>(threads);
+        if (cudaAvailable(&why)) return cudaPlugin().create(options);
+        if (kind == "auto") return std::make_unique<CpuBackend>(options.threads);
         throw std::runtime_error("CUDA backend requested but not usable: " + why);
     }
     throw std::runtime_error("unknown backend '" + kind + "' (expected auto, cpu or cuda)");

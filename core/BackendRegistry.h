@@ -13,7 +13,7 @@ namespace relora {
 
 struct BackendPlugin {
     std::function<bool(std::string* why)> probe;          // is a device usable?
-    std::function<std::unique_ptr<Backend>()> create;     // throws on failure
+    std::function<std::unique_ptr<Backend>(const BackendOptions&)> create;  // throws on failure
 };
 
 void registerCudaBackend(BackendPlugin plugin);

@@ -105,7 +105,7 @@ struct Candidate {
     std::optional<FileId> id;   // empty for a broken link
 };
 
-// Every non-directory entry under `root`, without following links to folders
+// Every non-directory entry under `dir`, without following links to folders
 // (they could form cycles). Folders that cannot be listed are reported.
 void collect(const fs::path& dir, std::vector<Candidate>& out, std::vector<std::string>& skipped) {
     std::error_code ec;

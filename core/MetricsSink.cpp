@@ -5,7 +5,6 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
-#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -22,19 +21,14 @@ using Clock = std::chrono::steady_clock;
 // Metrics arrive every step; flushing each would cost a syscall per step.
 constexpr auto kMetricFlushInterval = std::chrono::milliseconds(500);
 
-// JSON has no NaN or Infinity; a diverged loss must not make the line
-// unreadable.
-Json number(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
-
 // A float widened to double prints as 0.30000001192092896; its shortest float
 // form "0.3" reads back as the same float and keeps spectrum lines short.
-Json number(float v) {
-    if (!std::isfinite(v)) return nullptr;
+double shortest(float v) {
     char text[32];
     const auto end = std::to_chars(text, text + sizeof text, v).ptr;
-    double shortest = 0;
-    std::from_chars(text, end, shortest);
-    return shortest;
+    double value = 0;
+    std::from_chars(text, end, value);
+    return value;
 }
 
 }  // namespace
@@ -47,8 +41,10 @@ struct JsonLinesSink::Impl {
 
     void write(const Json& line, bool flushNow) {
         std::lock_guard lock(mutex);
-        // Replace invalid UTF-8 (file names, error texts) instead of throwing:
-        // losing a character beats losing the record.
+        // JSON has no NaN or Infinity; dump writes them as null, so a diverged
+        // loss still gives a readable line. Invalid UTF-8 (file names, error
+        // texts) is replaced instead of thrown: a lost character beats a lost
+        // record.
         out << line.dump(-1, ' ', false, Json::error_handler_t::replace) << '\n';
         const Clock::time_point now = Clock::now();
         if (flushNow || now - lastFlush >= kMetricFlushInterval) {
@@ -84,8 +80,8 @@ void JsonLinesSink::metrics(const std::vector<MetricPoint>& points, double wallS
         impl_->write({{"type", "metric"},
                       {"key", p.key},
                       {"step", p.step},
-                      {"value", number(p.value)},
-                      {"t", number(wallSeconds)}},
+                      {"value", p.value},
+                      {"t", wallSeconds}},
                      false);
     }
 }
@@ -93,7 +89,7 @@ void JsonLinesSink::metrics(const std::vector<MetricPoint>& points, double wallS
 void JsonLinesSink::spectrum(int64_t step, const std::string& matrix,
                              const std::vector<float>& sigma) {
     Json values = Json::array();
-    for (const float s : sigma) values.push_back(number(s));
+    for (const float s : sigma) values.push_back(shortest(s));
     impl_->write({{"type", "spectrum"}, {"step", step}, {"matrix", matrix}, {"sigma", values}},
                  false);
 }

@@ -348,6 +348,7 @@ Json toJsonValue(const RunSpec& s) {
     j["schema_version"] = s.schemaVersion;
     j["name"] = s.name;
     j["backend"] = s.backend;
+    j["precision"] = s.precision;
 
     Json& m = j["model"];
     m["preset"] = s.model.preset;
@@ -571,6 +572,8 @@ void checkTop(const RunSpec& s, Errors& e) {
     if (s.name.empty()) e.push_back({"name", "is empty; give the run a name"});
     if (s.backend != "auto" && s.backend != "cpu" && s.backend != "cuda")
         e.push_back({"backend", "must be auto, cpu or cuda, got '" + s.backend + "'"});
+    if (s.precision != "bf16" && s.precision != "fp32")
+        e.push_back({"precision", "must be bf16 or fp32, got '" + s.precision + "'"});
 }
 
 void checkModel(const ModelSpec& m, Errors& e) {
@@ -824,6 +827,7 @@ RunSpec fromJson(const std::string& json) {
     top.read("schema_version", spec.schemaVersion);
     top.read("name", spec.name);
     top.read("backend", spec.backend);
+    top.read("precision", spec.precision);
     readModel(top.section("model"), spec.model);
     readData(top.section("data"), spec.data);
     readMethod(top.section("method"), spec.method);

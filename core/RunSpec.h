@@ -95,6 +95,9 @@ struct RunSpec {
     int schemaVersion = kRunSpecSchemaVersion;
     std::string name = "run";
     std::string backend = "auto";       // auto | cpu | cuda
+    // Matrix products on the GPU: bf16 operands with fp32 accumulation, or
+    // fp32 throughout (for checking). The CPU backend always computes fp32.
+    std::string precision = "bf16";
     ModelSpec model;
     DataSpec data;
     MethodSpec method;

@@ -42,6 +42,10 @@ std::unique_ptr<Corpus> loadCorpus(const RunSpec& spec) {
 
 }  // namespace
 
+std::unique_ptr<Backend> createBackendFor(const RunSpec& spec) {
+    return createBackend(spec.backend, {spec.train.threads, spec.precision == "bf16"});
+}
+
 Trainer::Trainer(const RunSpec& spec, Backend& backend, MetricsSink* sink)
     : spec_(spec), backend_(backend), sink_(sink) {
     if (auto errors = validate(spec_); !errors.empty())

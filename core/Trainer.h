@@ -62,6 +62,9 @@ struct InvalidSpec : std::invalid_argument {
     std::vector<SpecError> errors;
 };
 
+// The backend a spec asks for (kind, threads, precision).
+std::unique_ptr<Backend> createBackendFor(const RunSpec& spec);
+
 class Trainer {
 public:
     // Validates the spec (throws InvalidSpec) and loads its corpus (throws

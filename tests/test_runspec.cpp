@@ -374,7 +374,7 @@ void TestRunSpec::jsonHasDocumentedKeys() {
     leafPaths(j, "", paths);
     paths.sort();
     QStringList expected = {
-        "schema_version", "name", "backend",
+        "schema_version", "name", "backend", "precision",
         "model.preset", "model.d_model", "model.d_ff", "model.heads", "model.layers", "model.context",
         "model.vocab", "model.rope_theta", "model.norm_eps", "model.init_std",
         "data.corpus", "data.synthetic", "data.validation_fraction",
@@ -532,6 +532,7 @@ void TestRunSpec::validationRules_data() {
     row("schema version", "full", [](RunSpec& s) { s.schemaVersion = 2; }, "schema_version");
     row("empty name", "full", [](RunSpec& s) { s.name.clear(); }, "name");
     row("backend gpu", "full", [](RunSpec& s) { s.backend = "gpu"; }, "backend");
+    row("precision fp16", "full", [](RunSpec& s) { s.precision = "fp16"; }, "precision");
     row("unknown preset", "full", [](RunSpec& s) { s.model.preset = "7b"; }, "model.preset");
     row("d_model 0", "full", [](RunSpec& s) { s.model.dModel = 0; }, "model.d_model");
     row("d_ff -1", "full", [](RunSpec& s) { s.model.dFF = -1; }, "model.d_ff");

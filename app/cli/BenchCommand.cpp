@@ -43,7 +43,7 @@ int benchCommand(const std::vector<std::string>& args) {
         for (const std::string& s : a.values("set")) json = applyOverride(json, s);
         spec = fromJson(json);
 
-        auto backend = createBackend(spec.backend, spec.train.threads);
+        auto backend = createBackendFor(spec);
         Trainer trainer(spec, *backend);
         for (int i = 0; i < warmup; ++i) trainer.step();
         std::vector<double> seconds;

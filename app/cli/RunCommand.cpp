@@ -65,7 +65,7 @@ int runCommand(const std::vector<std::string>& args) {
     valued.insert("metrics");
     const Arguments a(args, {}, valued);
     const RunSpec spec = loadSpec(a);
-    auto backend = createBackend(spec.backend, spec.train.threads);
+    auto backend = createBackendFor(spec);
 
     ConsoleSink console(stderr);
     FanOutSink sinks;

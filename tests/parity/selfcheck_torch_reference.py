@@ -420,6 +420,26 @@ def main():
         err = max(float((finals[0][n] - finals[1][n]).abs().max()) for n in finals[0])
         check(err < 1e-12, f"final weights agree (max abs diff {err:.1e})")
 
+        # ---------- 6b: full-rank warm start -> ReLoRA (general use / bench) ----------
+        print("[warm start: 2 full-rank steps, then ReLoRA with a restart at 4]")
+        for opt in ("manual", "torch"):
+            m = build_model(dict(BASE_CFG), wf)
+            tc = tl.TrainConfig(method="relora", targets=["wq", "gate"], rank=2, scale=1.0, lr=1e-2,
+                                warmup=1, steps=7, restart_steps=[4], restart_warmup=2,
+                                prune="magnitude", prune_ratio=0.5, warm_start_steps=2, optimizer=opt)
+            tr = tl.Trainer(m, tc)
+            had_lora, lrs, ls = [], [], []
+            for s_ in range(7):
+                r = tr.step(torch.from_numpy(batches[0, :, :-1].astype(np.int64)),
+                            torch.from_numpy(batches[0, :, 1:].astype(np.int64)))
+                had_lora.append(bool(tl.lora_modules(m)))
+                lrs.append(r["lr"])
+                ls.append(r["loss"])
+            ok = (had_lora == [False, False] + [True] * 5 and lrs[2] == 0 and lrs[4] == 0
+                  and lrs[3] > 0 and tr.events == ["warmstart->relora@2", "restart@4"]
+                  and all(math.isfinite(v) for v in ls) and ls[-1] < ls[0])
+            check(ok, f"{opt}: switch at 2, restart at 4, lr 0 at both, loss {ls[0]:.3f}->{ls[-1]:.3f}")
+
         # ---------- 7: helpers ----------
         print("[helpers]")
         x = torch.tensor([0.1, -0.5, 0.3, -0.05, 0.9, 0.0, 0.2, -0.7, 0.4, 0.6], dtype=torch.float64)
