@@ -286,18 +286,37 @@ void CpuBackend::crossEntropy(float* dlogits, float* losses, const float* logits
     }
 }
 
+namespace {
+
+// Sums in double over fixed per-thread ranges, combined in thread order:
+// the same result on every run (OpenMP's reduction clause combines in
+// arrival order, which would make resumed runs differ in the last bit).
+template <typename Term>
+double deterministicSum(size_t n, Term term) {
+    const int nt = omp_get_max_threads();
+    std::vector<double> partial(static_cast<size_t>(nt), 0.0);
+#pragma omp parallel num_threads(nt)
+    {
+        const size_t t = static_cast<size_t>(omp_get_thread_num());
+        const size_t count = static_cast<size_t>(omp_get_num_threads());
+        const size_t i0 = n * t / count, i1 = n * (t + 1) / count;
+        double s = 0.0;
+        for (size_t i = i0; i < i1; ++i) s += term(i);
+        partial[t] = s;
+    }
+    double total = 0.0;
+    for (double p : partial) total += p;
+    return total;
+}
+
+}  // namespace
+
 void CpuBackend::sum(float* out, const float* x, size_t n) {
-    double s = 0.0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
-    for (size_t i = 0; i < n; ++i) s += x[i];
-    out[0] = static_cast<float>(s);
+    out[0] = static_cast<float>(deterministicSum(n, [x](size_t i) { return double(x[i]); }));
 }
 
 void CpuBackend::sumSquaresAccumulate(float* acc, const float* x, size_t n) {
-    double s = 0.0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
-    for (size_t i = 0; i < n; ++i) s += static_cast<double>(x[i]) * x[i];
-    acc[0] += static_cast<float>(s);
+    acc[0] += static_cast<float>(deterministicSum(n, [x](size_t i) { return double(x[i]) * x[i]; }));
 }
 
 void CpuBackend::finishGradNorm(float* state, const float* acc, const float* loss,
