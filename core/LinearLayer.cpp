@@ -12,6 +12,18 @@ bool FusedLinear::allPartsTrainable() const {
 
 void FusedLinear::forward(Backend& be, const float* x, float* y, size_t N, float beta,
                           bool training, uint64_t dropoutSeed) const {
+    const size_t R = loraRows;
+    if (effective) {
+        be.copy(effective, weight, outTotal * in);
+        for (const auto& part : parts)
+            if (const LoRAAdapter* a = part.lora.get())
+                be.gemm(false, false, part.out, in, a->rank, a->scale, a->B->value, a->rank,
+                        a->A->value, in, 1.0f, effective + part.outOffset * in, in);
+        be.gemm(false, true, N, outTotal, in, 1.0f, x, in, effective, in, beta, y, outTotal);
+        // u only feeds the backward pass.
+        if (training) be.gemm(false, true, N, R, in, 1.0f, x, in, loraA, in, 0.0f, u, R);
+        return;
+    }
     be.gemm(false, true, N, outTotal, in, 1.0f, x, in, weight, in, beta, y, outTotal);
     for (const auto& part : parts) {
         const LoRAAdapter* a = part.lora.get();
@@ -23,15 +35,18 @@ void FusedLinear::forward(Backend& be, const float* x, float* y, size_t N, float
             be.multiply(a->xDropped, x, a->mask, N * in);
             xa = a->xDropped;
         }
-        be.gemm(false, true, N, a->rank, in, 1.0f, xa, in, a->A->value, in, 0.0f, a->u, a->rank);
-        be.gemm(false, true, N, part.out, a->rank, a->scale, a->u, a->rank, a->B->value, a->rank,
-                1.0f, y + part.outOffset, outTotal);
+        float* ua = u + a->offset;  // (N, r) columns of u, row stride R
+        be.gemm(false, true, N, a->rank, in, 1.0f, xa, in, a->A->value, in, 0.0f, ua, R);
+        be.gemm(false, true, N, part.out, a->rank, a->scale, ua, R, a->B->value, a->rank, 1.0f,
+                y + part.outOffset, outTotal);
     }
 }
 
 void FusedLinear::backward(Backend& be, const float* dy, const float* x, float* dx, size_t N,
                            float beta) const {
-    be.gemm(false, false, N, in, outTotal, 1.0f, dy, outTotal, weight, in, beta, dx, in);
+    const size_t R = loraRows;
+    be.gemm(false, false, N, in, outTotal, 1.0f, dy, outTotal, effective ? effective : weight, in,
+            beta, dx, in);
     if (allPartsTrainable()) {
         be.gemm(true, false, outTotal, in, N, 1.0f, dy, outTotal, x, in, 0.0f, grad, in);
     } else {
@@ -40,25 +55,38 @@ void FusedLinear::backward(Backend& be, const float* dy, const float* x, float* 
                 be.gemm(true, false, part.out, in, N, 1.0f, dy + part.outOffset, outTotal, x, in,
                         0.0f, part.weight->grad, in);
     }
+    // dB = s · dyᵀ u ;  du = s · dy B
     for (const auto& part : parts) {
         const LoRAAdapter* a = part.lora.get();
         if (!a) continue;
         const float* dyPart = dy + part.outOffset;
-        const size_t r = a->rank;
-        const float* xa = a->dropout > 0.0f ? a->xDropped : x;
-        // dB = s · dyᵀ u ;  du = s · dy B ;  dA = duᵀ x̃ ;  dx += (du A) ⊙ mask
-        be.gemm(true, false, part.out, r, N, a->scale, dyPart, outTotal, a->u, r, 0.0f,
-                a->B->grad, r);
-        be.gemm(false, false, N, r, part.out, a->scale, dyPart, outTotal, a->B->value, r, 0.0f,
-                a->du, r);
-        be.gemm(true, false, r, in, N, 1.0f, a->du, r, xa, in, 0.0f, a->A->grad, in);
-        if (a->dropout > 0.0f) {
+        be.gemm(true, false, part.out, a->rank, N, a->scale, dyPart, outTotal, u + a->offset, R,
+                0.0f, a->B->grad, a->rank);
+        be.gemm(false, false, N, a->rank, part.out, a->scale, dyPart, outTotal, a->B->value,
+                a->rank, 0.0f, du + a->offset, R);
+    }
+    if (effective) {
+        // dA = duᵀ x for the whole stack; dy·(W + sBA) above already holds
+        // the adapters' share of dx.
+        if (R) be.gemm(true, false, R, in, N, 1.0f, du, R, x, in, 0.0f, loraAGrad, in);
+        return;
+    }
+    // With dropout every adapter saw its own masked input:
+    // dA = duᵀ x̃ ;  dx += (du A) ⊙ mask
+    for (const auto& part : parts) {
+        const LoRAAdapter* a = part.lora.get();
+        if (!a) continue;
+        const float* dua = du + a->offset;
+        const bool dropped = a->dropout > 0.0f;
+        be.gemm(true, false, a->rank, in, N, 1.0f, dua, R, dropped ? a->xDropped : x, in, 0.0f,
+                a->A->grad, in);
+        if (dropped) {
             // The masked input is no longer needed: reuse it for du·A.
-            be.gemm(false, false, N, in, r, 1.0f, a->du, r, a->A->value, in, 0.0f, a->xDropped, in);
+            be.gemm(false, false, N, in, a->rank, 1.0f, dua, R, a->A->value, in, 0.0f, a->xDropped, in);
             be.multiply(a->xDropped, a->xDropped, a->mask, N * in);
             be.axpy(dx, 1.0f, a->xDropped, N * in);
         } else {
-            be.gemm(false, false, N, in, r, 1.0f, a->du, r, a->A->value, in, 1.0f, dx, in);
+            be.gemm(false, false, N, in, a->rank, 1.0f, dua, R, a->A->value, in, 1.0f, dx, in);
         }
     }
 }

@@ -3,6 +3,13 @@
 // frozen or full-rank part is one large product. Each part may carry a LoRA
 // adapter: y_part += s · (dropout(x) · Aᵀ) · Bᵀ, with A (r, in), B (part_out, r).
 // A frozen part gets no weight gradient: that is where LoRA saves arithmetic.
+//
+// The A factors of a group's adapters are stacked into one (R, in) matrix,
+// R = Σ r, so x·Aᵀ and duᵀ·x are one product for the group instead of thin
+// ones per part. Without dropout the adapters are also folded into an
+// effective weight W + s·B·A once per forward (an r-sized product,
+// independent of the batch): the batch-sized products are then exactly those
+// of full-rank training and the adapters add only x·Aᵀ, dyᵀ·u, dy·B, duᵀ·x.
 #pragma once
 
 #include "core/Backend.h"
@@ -15,13 +22,12 @@
 namespace relora {
 
 struct LoRAAdapter {
-    Parameter* A = nullptr;     // (r, in)
+    Parameter* A = nullptr;     // (r, in): rows [offset, offset + r) of the stacked A
     Parameter* B = nullptr;     // (out, r)
     size_t rank = 0;
+    size_t offset = 0;          // first row in the stacked A, first column of u
     float scale = 1.0f;         // s = alpha / r (or alpha / sqrt(r))
     float dropout = 0.0f;
-    float* u = nullptr;         // (N, r) dropout(x) · Aᵀ, saved for backward
-    float* du = nullptr;        // (N, r) scratch
     float* mask = nullptr;      // (N, in) inverted-dropout mask, only with dropout
     float* xDropped = nullptr;  // (N, in) masked input, only with dropout
 };
@@ -38,9 +44,17 @@ struct LinearPart {
 class FusedLinear {
 public:
     size_t in = 0, outTotal = 0;
-    float* weight = nullptr;    // (outTotal, in) fused storage of all parts
-    float* grad = nullptr;      // (outTotal, in)
+    float* weight = nullptr;     // (outTotal, in) fused storage of all parts
+    float* grad = nullptr;       // (outTotal, in)
     std::vector<LinearPart> parts;
+
+    // Adapters (set up by LlamaModel::enableLoRA).
+    size_t loraRows = 0;         // R = Σ r over the parts with adapters
+    float* loraA = nullptr;      // (R, in) stacked A factors
+    float* loraAGrad = nullptr;  // (R, in)
+    float* u = nullptr;          // (N, R) dropout(x) · Aᵀ, saved for backward
+    float* du = nullptr;         // (N, R) scratch
+    float* effective = nullptr;  // (outTotal, in) W + s·B·A; only without dropout
 
     // y(N, outTotal) = beta·y + x·Wᵀ + every part's LoRA term. In training,
     // LoRA dropout draws fresh masks from dropoutSeed; otherwise it is off.

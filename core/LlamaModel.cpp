@@ -166,39 +166,58 @@ void LlamaModel::enableLoRA(const LoRAConfig& config, uint64_t seed) {
     if (loraEnabled_) throw std::logic_error("LoRA is already enabled");
     const size_t N = maxBatch_ * static_cast<size_t>(spec_.context);
     const size_t r = config.rank;
-    for (LinearPart* part : parts()) {
-        bool chosen = false;
-        for (TargetMatrix t : config.targets) chosen = chosen || t == part->kind;
-        if (!chosen) continue;
-        const size_t in = part->weight->cols, out = part->out;
-        auto a = std::make_unique<LoRAAdapter>();
-        const std::string path = modulePath(part->layer, part->kind);
-        a->A = &addParameter(path + ".lora_A.weight", r, in, alloc(r * in), alloc(r * in));
-        a->B = &addParameter(path + ".lora_B.weight", out, r, alloc(out * r), alloc(out * r));
-        for (Parameter* p : {a->A, a->B}) {
-            p->m = alloc(p->count());
-            p->v = alloc(p->count());
+    const auto chosen = [&](TargetMatrix kind) {
+        for (TargetMatrix t : config.targets)
+            if (t == kind) return true;
+        return false;
+    };
+    for (auto& ly : layers_) {
+        for (FusedLinear* f : {&ly.qkv, &ly.wo, &ly.gateUp, &ly.down}) {
+            size_t rows = 0;
+            for (const auto& part : f->parts) rows += chosen(part.kind) ? r : 0;
+            if (rows == 0) continue;
+            const size_t in = f->in;
+            f->loraRows = rows;
+            f->loraA = alloc(rows * in);
+            f->loraAGrad = alloc(rows * in);
+            f->u = alloc(N * rows);
+            f->du = alloc(N * rows);
+            if (config.dropout == 0.0f) f->effective = alloc(f->outTotal * in);
+            size_t offset = 0;
+            for (auto& part : f->parts) {
+                if (!chosen(part.kind)) continue;
+                auto a = std::make_unique<LoRAAdapter>();
+                const std::string path = modulePath(part.layer, part.kind);
+                a->A = &addParameter(path + ".lora_A.weight", r, in, f->loraA + offset * in,
+                                     f->loraAGrad + offset * in);
+                a->B = &addParameter(path + ".lora_B.weight", part.out, r, alloc(part.out * r),
+                                     alloc(part.out * r));
+                for (Parameter* p : {a->A, a->B}) {
+                    p->m = alloc(p->count());
+                    p->v = alloc(p->count());
+                }
+                a->rank = r;
+                a->offset = offset;
+                a->scale = config.scale;
+                a->dropout = config.dropout;
+                if (config.dropout > 0.0f) {
+                    a->mask = alloc(N * in);
+                    a->xDropped = alloc(N * in);
+                }
+                // Kaiming-uniform with a = sqrt(5), as PyTorch's LoRA: bound 1/sqrt(in).
+                backend_.fillUniform(a->A->value, a->A->count(), 1.0f / std::sqrt(static_cast<float>(in)),
+                                     mixSeed(seed, part.layer * 8 + static_cast<size_t>(part.kind)));
+                Parameter* w = part.weight;
+                w->trainable = false;
+                for (float* moment : {w->m, w->v}) {
+                    backend_.release(moment);
+                    std::erase(owned_, static_cast<void*>(moment));
+                }
+                w->m = w->v = nullptr;
+                part.lora = std::move(a);
+                offset += r;
+            }
         }
-        a->rank = r;
-        a->scale = config.scale;
-        a->dropout = config.dropout;
-        a->u = alloc(N * r);
-        a->du = alloc(N * r);
-        if (config.dropout > 0.0f) {
-            a->mask = alloc(N * in);
-            a->xDropped = alloc(N * in);
-        }
-        // Kaiming-uniform with a = sqrt(5), as PyTorch's LoRA: bound 1/sqrt(in).
-        backend_.fillUniform(a->A->value, a->A->count(), 1.0f / std::sqrt(static_cast<float>(in)),
-                             mixSeed(seed, part->layer * 8 + static_cast<size_t>(part->kind)));
-        Parameter* w = part->weight;
-        w->trainable = false;
-        backend_.release(w->m);
-        backend_.release(w->v);
-        std::erase(owned_, static_cast<void*>(w->m));
-        std::erase(owned_, static_cast<void*>(w->v));
-        w->m = w->v = nullptr;
-        part->lora = std::move(a);
     }
     lora_ = config;
     loraEnabled_ = true;
