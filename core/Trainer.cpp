@@ -261,6 +261,60 @@ Evaluation Trainer::evaluate() {
     return e;
 }
 
+CheckpointData Trainer::checkpoint() {
+    CheckpointData d;
+    d.specJson = toJson(spec_);
+    d.step = step_;
+    d.restartCount = restartCount_;
+    d.samplerPosition = sampler_->position();
+    d.loraEnabled = model_->hasLoRA();
+    const auto read = [&](const float* src, size_t n) {
+        std::vector<float> host(n);
+        backend_.download(host.data(), src, n);
+        return host;
+    };
+    for (auto& p : model_->parameters()) {
+        d.tensors["w:" + p.name] = read(p.value, p.count());
+        if (p.m) {
+            d.tensors["m:" + p.name] = read(p.m, p.count());
+            d.tensors["v:" + p.name] = read(p.v, p.count());
+        }
+        d.counters["updates:" + p.name] = p.updates;
+    }
+    for (size_t i = 0; i < tracker_->tracked().size(); ++i)
+        d.tensors["ref:" + partLabel(*tracker_->tracked()[i])] =
+            read(tracker_->references()[i], tracker_->tracked()[i]->weight->count());
+    return d;
+}
+
+void Trainer::restore(const CheckpointData& d) {
+    if (d.loraEnabled && !model_->hasLoRA())
+        model_->enableLoRA({spec_.method.targets, static_cast<size_t>(spec_.method.rank),
+                            loraScale(spec_.method), spec_.method.dropout},
+                           mixSeed(spec_.train.seed, kLoRAInit));
+    const auto load = [&](const std::string& key, float* dst, size_t n) {
+        const auto it = d.tensors.find(key);
+        if (it == d.tensors.end() || it->second.size() != n)
+            throw std::runtime_error("checkpoint does not match this run's model: " + key);
+        backend_.upload(dst, it->second.data(), n);
+    };
+    for (auto& p : model_->parameters()) {
+        load("w:" + p.name, p.value, p.count());
+        if (p.m) {
+            load("m:" + p.name, p.m, p.count());
+            load("v:" + p.name, p.v, p.count());
+        }
+        const auto it = d.counters.find("updates:" + p.name);
+        p.updates = it == d.counters.end() ? 0 : it->second;
+    }
+    for (size_t i = 0; i < tracker_->tracked().size(); ++i)
+        load("ref:" + partLabel(*tracker_->tracked()[i]), tracker_->references()[i],
+             tracker_->tracked()[i]->weight->count());
+    step_ = d.step;
+    restartCount_ = d.restartCount;
+    sampler_->setPosition(d.samplerPosition);
+}
+
 RunOutcome Trainer::run(TrainerControl& control,
                         const std::function<void(const StepResult&)>& progress) {
     RunOutcome outcome;
@@ -278,12 +332,14 @@ RunOutcome Trainer::run(TrainerControl& control,
         while (step_ < spec_.train.steps) {
             while (control.pause && !control.stop) std::this_thread::sleep_for(std::chrono::milliseconds(20));
             if (control.stop) {
+                if (saveCheckpoint) saveCheckpoint(*this);
                 outcome.status = "stopped";
                 outcome.message = "stopped at step " + std::to_string(step_);
                 break;
             }
             const StepResult r = step();
             if (r.diverged) {
+                if (saveCheckpoint) saveCheckpoint(*this);  // the weights before the bad update
                 outcome.status = "failed";
                 outcome.message = "diverged at step " + std::to_string(r.step) + ": " + r.divergence;
                 if (sink_) sink_->event(r.step, "diverged", r.divergence);
@@ -300,6 +356,9 @@ RunOutcome Trainer::run(TrainerControl& control,
             }
             if (progress) progress(r);
             if (r.step % spec_.train.evalInterval == 0 || r.step == spec_.train.steps) recordEvaluation();
+            const int every = spec_.train.checkpointInterval;
+            if (saveCheckpoint && ((every > 0 && r.step % every == 0) || r.step == spec_.train.steps))
+                saveCheckpoint(*this);
         }
         if (outcome.status.empty()) {
             outcome.status = "finished";

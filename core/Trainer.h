@@ -7,6 +7,7 @@
 #pragma once
 
 #include "core/Backend.h"
+#include "core/Checkpoint.h"
 #include "core/Corpus.h"
 #include "core/LearningRateSchedule.h"
 #include "core/LlamaModel.h"
@@ -85,6 +86,11 @@ public:
     // Validation loss, ΔW spectra and counts now; also sent to the sink.
     Evaluation evaluate();
 
+    // The complete state of the run now, and its restoration into a trainer
+    // built from the same spec (bit-identical continuation on the CPU).
+    CheckpointData checkpoint();
+    void restore(const CheckpointData& data);
+
     int currentStep() const { return step_; }
     LlamaModel& model() { return *model_; }
     const RunSpec& spec() const { return spec_; }
@@ -95,6 +101,10 @@ public:
 
     // Called right after every ReLoRA restart (tests dump the new factors).
     std::function<void(int step)> afterRestart;
+    // Called by run() every train.checkpointInterval steps and when the run
+    // ends with good weights (finished, stopped, or diverged before the bad
+    // update); the owner decides where checkpoints go.
+    std::function<void(Trainer&)> saveCheckpoint;
 
 private:
     void switchToLowRank();
