@@ -12,14 +12,29 @@
 #include <string>
 #include <vector>
 
+namespace relora::cli {
+int selftestCommand(const std::vector<std::string>& args);  // app/cli/SelftestCommand.cpp
+}  // namespace relora::cli
+
 namespace {
 
 const char* kUsage = R"(usage: relora COMMAND [options]
 
 commands:
   run [SPEC.json] [--method M --preset P] [--set key=value ...] [--backend auto|cpu|cuda]
-                  [--threads N] [--metrics FILE.jsonl]
-                          train one run headless, printing progress (Ctrl-C stops cleanly)
+                  [--threads N] [--db FILE] [--metrics FILE.jsonl]
+                          train one run headless into the run database, printing progress;
+                          Ctrl-C stops cleanly and leaves a checkpoint
+  resume RUN              continue a stopped or interrupted run from its checkpoint
+  list                    every run in the database
+  show RUN [--spec]       a run's status, losses, ranks, events and files (or its spec)
+  metrics RUN [--keys k1,k2] [--csv]
+                          a run's metric keys, or their values as CSV
+  compare RUN RUN ...     final and best validation loss, ranks of the update, parameter
+                          counts and tokens/s side by side
+  delete RUN [--yes]      a run's rows, checkpoints and snapshots (asks first)
+  export RUN [--step N] -o FILE.h5
+                          the run's weights as an HDF5 snapshot (Hugging Face names)
   spec --method full|lora|relora --preset tiny|60m|130m [--set key=value ...]
                           print a complete default run spec (JSON)
   validate SPEC.json [--set key=value ...] [--no-corpus-check]
@@ -27,9 +42,16 @@ commands:
   bench [--preset P] [--method full|lora|relora|all] [--batch 8] [--context 256]
         [--steps 20] [--warmup 3] [--threads N] [--backend B] [--rank R] [--json]
                           training throughput per method on synthetic tokens
+  selftest [--backend auto|cpu|cuda] [--steps 100]
+                          check a backend against the CPU reference on a small model
+                          (ops, fp32 gradients, bf16 loss curves, merges, pruning,
+                          determinism); prints a table, exit code 0 only if all pass
 )";
 
 }  // namespace
+
+// Every command that touches runs takes --db FILE; the default is the
+// workbench's database in the user's data folder (or $RELORA_DB).
 
 int main(int argc, char** argv) {
 #ifdef RELORA_WITH_CUDA
@@ -38,9 +60,17 @@ int main(int argc, char** argv) {
     using Command = std::function<int(const std::vector<std::string>&)>;
     const std::map<std::string, Command> commands = {
         {"run", relora::cli::runCommand},
+        {"resume", relora::cli::resumeCommand},
+        {"list", relora::cli::listCommand},
+        {"show", relora::cli::showCommand},
+        {"metrics", relora::cli::metricsCommand},
+        {"compare", relora::cli::compareCommand},
+        {"delete", relora::cli::deleteCommand},
+        {"export", relora::cli::exportCommand},
         {"spec", relora::cli::specCommand},
         {"validate", relora::cli::validateCommand},
         {"bench", relora::cli::benchCommand},
+        {"selftest", relora::cli::selftestCommand},
     };
     if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "help") {
         std::fputs(kUsage, argc < 2 ? stderr : stdout);

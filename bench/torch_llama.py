@@ -644,8 +644,13 @@ class Trainer:
             for fac in ("lora_A", "lora_B"):
                 name = f"{path}.{fac}.weight"
                 p = getattr(m, fac).weight
-                for st in self._moments(name, p):
+                moments = self._moments(name, p)
+                for st in moments:
                     prune_state_tensor(st, c.prune, c.prune_ratio, self.gen)
+                if len(moments) == 2:
+                    # m follows a pruned v: otherwise Adam steps by lr*m/eps
+                    # while B = 0 leaves A without gradient after the restart.
+                    moments[0].masked_fill_(moments[1] == 0, 0.0)
         self.events.append(f"restart@{step}")
 
     def switch_to_relora(self, step: int) -> None:

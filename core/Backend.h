@@ -117,6 +117,8 @@ public:
     virtual void pruneRandom(float* x, size_t n, float p, uint64_t seed) = 0;
     // Zero entries of x(n) whose |value| is at or below the p-quantile of |x|.
     virtual void pruneMagnitude(float* x, size_t n, float p) = 0;
+    // x[i] = 0 where ref[i] == 0 (a first moment follows its pruned second one).
+    virtual void zeroWhereZero(float* x, const float* ref, size_t n) = 0;
 
     // ---- analysis (may synchronise; only called between steps) -------------
     // Singular values (descending) of the row-major matrix a(rows, cols).

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -33,48 +34,37 @@ size_t reduce(uint64_t bits, uint64_t n) {
 
 bool isContinuation(unsigned char c) { return (c & 0xC0) == 0x80; }
 
-// Length of the valid UTF-8 sequence at s[i], or 0 if it is not one.
-// Strict RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF.
-size_t utf8SequenceLength(const std::string& s, size_t i) {
-    const auto at = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-    const unsigned char c = at(i);
-    const size_t left = s.size() - i;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) return left >= 2 && isContinuation(at(i + 1)) ? 2 : 0;
-    if (c >= 0xE0 && c <= 0xEF) {
-        if (left < 3) return 0;
-        const unsigned char lo = c == 0xE0 ? 0xA0 : 0x80;
-        const unsigned char hi = c == 0xED ? 0x9F : 0xBF;
-        return at(i + 1) >= lo && at(i + 1) <= hi && isContinuation(at(i + 2)) ? 3 : 0;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        if (left < 4) return 0;
-        const unsigned char lo = c == 0xF0 ? 0x90 : 0x80;
-        const unsigned char hi = c == 0xF4 ? 0x8F : 0xBF;
-        return at(i + 1) >= lo && at(i + 1) <= hi && isContinuation(at(i + 2)) &&
-                       isContinuation(at(i + 3))
-                   ? 4
-                   : 0;
-    }
-    return 0;
-}
+// utf8SequenceLength's answer when the bytes end inside a sequence whose
+// bytes so far are valid.
+constexpr size_t kCutShort = SIZE_MAX;
 
-// Why the bytes are not text, or nullptr when they are. Old text files (the
-// fortunes among them) use backspace overstrikes and bells now and then, so a
-// few control characters are tolerated; binary data has many.
-const char* whyNotText(const std::string& bytes) {
-    size_t controls = 0;
-    for (size_t i = 0; i < bytes.size();) {
-        const auto c = static_cast<unsigned char>(bytes[i]);
-        if (c == 0) return "binary (contains NUL bytes)";
-        const size_t n = utf8SequenceLength(bytes, i);
-        if (n == 0) return "not valid UTF-8";
-        const bool whitespace = c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-        if ((c < 0x20 && !whitespace) || c == 0x7F) ++controls;
-        i += n;
+// Length of the valid UTF-8 sequence at s[i], 0 if it is not one, or
+// kCutShort if s ends before the sequence does.
+// Strict RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF.
+size_t utf8SequenceLength(std::string_view s, size_t i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) return 1;
+    size_t length = 0;
+    unsigned char lo = 0x80, hi = 0xBF;   // the range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+        length = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        length = 3;
+        if (c == 0xE0) lo = 0xA0;          // shorter forms are overlong
+        if (c == 0xED) hi = 0x9F;          // surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        length = 4;
+        if (c == 0xF0) lo = 0x90;          // overlong
+        if (c == 0xF4) hi = 0x8F;          // above U+10FFFF
+    } else {
+        return 0;
     }
-    if (controls * 100 > bytes.size()) return "binary (more than 1% control characters)";
-    return nullptr;
+    for (size_t k = 1; k < length; ++k) {
+        if (i + k == s.size()) return kCutShort;
+        const auto b = static_cast<unsigned char>(s[i + k]);
+        if (k == 1 ? (b < lo || b > hi) : !isContinuation(b)) return 0;
+    }
+    return length;
 }
 
 // Reads the whole file into `bytes`; returns why it failed, empty on success.
@@ -159,7 +149,27 @@ void checkSize(const Corpus& corpus, const std::string& what) {
 
 }  // namespace
 
-bool looksLikeText(const std::string& bytes) { return whyNotText(bytes) == nullptr; }
+// Old text files (the fortunes among them) use backspace overstrikes and bells
+// now and then, so a few control characters are tolerated; binary data has many.
+const char* whyNotText(std::string_view bytes, bool headOfLongerFile) {
+    size_t controls = 0;
+    for (size_t i = 0; i < bytes.size();) {
+        const auto c = static_cast<unsigned char>(bytes[i]);
+        if (c == 0) return "binary (contains NUL bytes)";
+        const size_t n = utf8SequenceLength(bytes, i);
+        if (n == kCutShort && headOfLongerFile) break;   // the character goes on past the head
+        if (n == 0 || n == kCutShort) return "not valid UTF-8";
+        const bool whitespace = c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+        if ((c < 0x20 && !whitespace) || c == 0x7F) ++controls;
+        i += n;
+    }
+    if (controls * 100 > bytes.size()) return "binary (more than 1% control characters)";
+    return nullptr;
+}
+
+bool looksLikeText(std::string_view bytes, bool headOfLongerFile) {
+    return whyNotText(bytes, headOfLongerFile) == nullptr;
+}
 
 Corpus Corpus::load(const std::string& path, double validationFraction) {
     if (!(validationFraction > 0.0 && validationFraction < 1.0)) {

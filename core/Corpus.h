@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -41,9 +42,15 @@ private:
     CorpusReport report_;
 };
 
-// True when the bytes look like text (valid UTF-8, no NULs, few controls).
-// Empty input counts as text; callers reject empty files separately.
-bool looksLikeText(const std::string& bytes);
+// Why the bytes are not text, or nullptr when they are: text is valid UTF-8
+// (strict: no overlong forms, surrogates or code points above U+10FFFF) with
+// no NULs and at most 1% control characters other than whitespace.
+// `headOfLongerFile`: the bytes are the start of a longer file (a sniffed
+// head), so a multi-byte character cut off at the end is not held against
+// them. Empty input counts as text; callers reject empty files separately.
+// The corpus loader and spec validation both use this one test.
+const char* whyNotText(std::string_view bytes, bool headOfLongerFile = false);
+bool looksLikeText(std::string_view bytes, bool headOfLongerFile = false);
 
 // Draws training batches: B windows of T+1 consecutive tokens at seeded
 // random offsets; inputs are the first T, targets the last T of each window.

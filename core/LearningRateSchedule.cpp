@@ -1,5 +1,7 @@
 #include "core/LearningRateSchedule.h"
 
+#include "core/RunSpec.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numbers>
@@ -30,6 +32,16 @@ double JaggedCosineSchedule::at(int step) const {
     const int sinceRestart = step - *(after - 1);
     if (sinceRestart >= restartWarmup_) return base;
     return base * sinceRestart / restartWarmup_;
+}
+
+std::unique_ptr<LearningRateSchedule> scheduleFor(const RunSpec& spec) {
+    const auto& o = spec.optim;
+    if (spec.method.kind != Method::ReLoRA)
+        return std::make_unique<CosineSchedule>(o.lr, o.minLrRatio, o.warmup, spec.train.steps);
+    std::vector<int> troughs = spec.restartSchedule();
+    if (spec.relora.warmStartSteps > 0) troughs.insert(troughs.begin(), spec.relora.warmStartSteps);
+    return std::make_unique<JaggedCosineSchedule>(o.lr, o.minLrRatio, o.warmup, spec.train.steps, troughs,
+                                                  std::max(1, spec.relora.restartWarmup));
 }
 
 }  // namespace relora

@@ -6,9 +6,12 @@
 //            restart R (the rate drops to 0 at R and climbs back).
 #pragma once
 
+#include <memory>
 #include <vector>
 
 namespace relora {
+
+struct RunSpec;
 
 class LearningRateSchedule {
 public:
@@ -39,5 +42,10 @@ private:
     std::vector<int> restarts_;
     int restartWarmup_;
 };
+
+// The schedule a run follows: the plain cosine, or for ReLoRA the jagged
+// cosine with a trough at every restart and at the full-rank warm-start
+// switch. The trainer and the editor's LR preview both use it.
+std::unique_ptr<LearningRateSchedule> scheduleFor(const RunSpec& spec);
 
 }  // namespace relora

@@ -27,6 +27,10 @@ void pruneOptimizerState(Backend& be, LoRAAdapter& adapter, const PruneConfig& p
             }
             ++salt;
         }
+        // A first moment kept over a zeroed second one would step by lr·m̂/eps:
+        // right after a restart B = 0 gives A no gradient, so nothing rebuilds
+        // v before the rate climbs. Such entries lose their first moment too.
+        be.zeroWhereZero(p->m, p->v, p->count());
     }
 }
 

@@ -18,7 +18,8 @@ struct PruneConfig {
 void mergeAndReinit(Backend& be, LinearPart& part, uint64_t seed);
 
 // Prunes the first and second moments of A and B (each tensor on its own;
-// the optimizer's step count is not touched).
+// the optimizer's step count is not touched), then zeroes the first moment
+// wherever the second one was pruned.
 void pruneOptimizerState(Backend& be, LoRAAdapter& adapter, const PruneConfig& prune, uint64_t seed);
 
 // Merges, re-initialises and prunes every adapter of the model. The seed of

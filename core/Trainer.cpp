@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -23,13 +24,6 @@ float loraScale(const MethodSpec& m) {
     return m.rankStabilised ? m.alpha / std::sqrt(r) : m.alpha / r;
 }
 
-std::string formatErrors(const std::vector<SpecError>& errors) {
-    std::ostringstream out;
-    out << "invalid run spec:";
-    for (const auto& e : errors) out << "\n  " << e.field << ": " << e.message;
-    return out.str();
-}
-
 std::unique_ptr<Corpus> loadCorpus(const RunSpec& spec) {
     if (spec.data.synthetic) {
         const size_t tokens = std::max<size_t>(
@@ -42,6 +36,20 @@ std::unique_ptr<Corpus> loadCorpus(const RunSpec& spec) {
 
 }  // namespace
 
+namespace {
+
+std::string formatErrors(const std::vector<SpecError>& errors) {
+    std::ostringstream out;
+    out << "invalid run spec:";
+    for (const auto& e : errors) out << "\n  " << e.field << ": " << e.message;
+    return out.str();
+}
+
+}  // namespace
+
+InvalidSpec::InvalidSpec(std::vector<SpecError> e)
+    : std::invalid_argument(formatErrors(e)), errors(std::move(e)) {}
+
 std::unique_ptr<Backend> createBackendFor(const RunSpec& spec) {
     return createBackend(spec.backend, {spec.train.threads, spec.precision == "bf16"});
 }
@@ -49,7 +57,7 @@ std::unique_ptr<Backend> createBackendFor(const RunSpec& spec) {
 Trainer::Trainer(const RunSpec& spec, Backend& backend, MetricsSink* sink)
     : spec_(spec), backend_(backend), sink_(sink) {
     if (auto errors = validate(spec_); !errors.empty())
-        throw InvalidSpec(formatErrors(errors), errors);
+        throw InvalidSpec(errors);
     const size_t B = static_cast<size_t>(spec_.train.batch);
     const size_t T = static_cast<size_t>(spec_.model.context);
     corpus_ = loadCorpus(spec_);
@@ -62,15 +70,7 @@ Trainer::Trainer(const RunSpec& spec, Backend& backend, MetricsSink* sink)
 
     const bool relora = spec_.method.kind == Method::ReLoRA;
     restarts_ = spec_.restartSchedule();
-    std::vector<int> troughs = restarts_;
-    if (relora && spec_.relora.warmStartSteps > 0)
-        troughs.insert(troughs.begin(), spec_.relora.warmStartSteps);
-    const auto& o = spec_.optim;
-    if (relora)
-        schedule_ = std::make_unique<JaggedCosineSchedule>(o.lr, o.minLrRatio, o.warmup, spec_.train.steps,
-                                                           troughs, std::max(1, spec_.relora.restartWarmup));
-    else
-        schedule_ = std::make_unique<CosineSchedule>(o.lr, o.minLrRatio, o.warmup, spec_.train.steps);
+    schedule_ = scheduleFor(spec_);
 
     if (spec_.isLowRank() && !(relora && spec_.relora.warmStartSteps > 0))
         model_->enableLoRA({spec_.method.targets, static_cast<size_t>(spec_.method.rank),
@@ -362,7 +362,9 @@ RunOutcome Trainer::run(TrainerControl& control,
         }
         if (outcome.status.empty()) {
             outcome.status = "finished";
-            outcome.message = "finished " + std::to_string(step_) + " steps";
+            char text[64];
+            std::snprintf(text, sizeof text, "trained %d steps in %.1f s", step_, wall());
+            outcome.message = text;
         }
     } catch (const std::exception& e) {
         outcome.status = "failed";

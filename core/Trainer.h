@@ -58,8 +58,7 @@ struct RunOutcome {
 
 // Thrown when a spec does not validate; what() lists every problem.
 struct InvalidSpec : std::invalid_argument {
-    InvalidSpec(const std::string& what, std::vector<SpecError> e)
-        : std::invalid_argument(what), errors(std::move(e)) {}
+    explicit InvalidSpec(std::vector<SpecError> e);
     std::vector<SpecError> errors;
 };
 

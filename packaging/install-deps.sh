@@ -8,7 +8,7 @@ packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config git
   # GUI: Qt 6 Widgets, Charts, SVG export, Test
-  qt6-base-dev qt6-charts-dev qt6-svg-dev libgl-dev
+  qt6-base-dev qt6-charts-dev qt6-svg-dev libqt6opengl6-dev libgl-dev
   # engine: BLAS/LAPACK (OpenMP build, sharing one thread pool with our loops),
   # run database, snapshots, JSON run specs
   libopenblas-openmp-dev liblapacke-dev

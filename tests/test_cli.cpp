@@ -16,8 +16,17 @@ struct Result {
     QString out, err;
 };
 
+// Runs go to a database of the test's own, never the user's.
+QProcessEnvironment testEnvironment() {
+    static QTemporaryDir dir;
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    env.insert("RELORA_DB", dir.filePath("runs.sqlite"));
+    return env;
+}
+
 Result relora(const QStringList& args, int timeoutMs = 120000) {
     QProcess p;
+    p.setProcessEnvironment(testEnvironment());
     p.start(RELORA_CLI, args);
     if (!p.waitForFinished(timeoutMs)) {
         p.kill();
@@ -139,6 +148,7 @@ void TestCli::runWritesMetricsFile() {
 
 void TestCli::interruptStopsCleanly() {
     QProcess p;
+    p.setProcessEnvironment(testEnvironment());
     p.start(RELORA_CLI, QStringList{"run", "--method", "full", "--set", "train.steps=100000", "--backend", "cpu"} + kSmall);
     QVERIFY(p.waitForStarted());
     // Wait until it trains, then Ctrl-C.

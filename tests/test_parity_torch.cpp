@@ -208,15 +208,14 @@ void TestParityTorch::matchesPyTorch() {
         QVERIFY2(std::fabs(losses[s] - refLosses[s]) < 2e-4 * refLosses[s],
                  qPrintable(QString("loss at step %1: %2 vs %3").arg(s).arg(losses[s]).arg(refLosses[s])));
     }
-    // The trained weights themselves, merges included. Magnitude pruning can
-    // keep a first moment whose second moment it zeroed; while B is still 0
-    // the factor A then gets no gradient and Adam divides that moment by eps,
-    // which turns float32-vs-float64 rounding into visible differences in
-    // the factors (the losses above still agree): those are left out here.
+    // The trained weights themselves, merges included. Magnitude pruning is
+    // discontinuous: a moment within rounding of the quantile may be kept by
+    // one implementation and pruned by the other, so the factors it touches
+    // get a looser bound there (the losses above still agree to 2e-4).
     for (auto& p : model.parameters()) {
-        if (spec.relora.prune == PruneMode::Magnitude && p.name.find(".lora_") != std::string::npos) continue;
         const double err = relativeError(model.read(p), ref("final/" + p.name + ".npy"));
-        QVERIFY2(err < 1e-3, qPrintable(QString("final %1: %2").arg(QString::fromStdString(p.name)).arg(err)));
+        const bool pruned = spec.relora.prune == PruneMode::Magnitude && p.name.find(".lora_") != std::string::npos;
+        QVERIFY2(err < (pruned ? 1e-2 : 1e-3), qPrintable(QString("final %1: %2").arg(QString::fromStdString(p.name)).arg(err)));
     }
 }
 

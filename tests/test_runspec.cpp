@@ -2,9 +2,13 @@
 // validation rules and the ReLoRA restart schedule.
 #include "core/RunSpec.h"
 
+#include "core/Corpus.h"
+
 #include <nlohmann/json.hpp>
 
+#include <QDir>
 #include <QFile>
+#include <QFileInfo>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -154,9 +158,22 @@ void leafPaths(const nlohmann::json& j, const std::string& prefix, QStringList& 
 }
 
 void writeFile(const QString& path, const QByteArray& bytes) {
+    QVERIFY(QDir().mkpath(QFileInfo(path).path()));
     QFile f(path);
     QVERIFY2(f.open(QIODevice::WriteOnly), qPrintable(path));
     QCOMPARE(f.write(bytes), bytes.size());
+}
+
+// Whether the corpus loader accepts the path, at the largest validation
+// fraction validation allows, so that small test files have tokens to split.
+// A spec that validates must load, and one the loader rejects must not validate.
+bool loads(const QString& path) {
+    try {
+        Corpus::load(path.toStdString(), 0.5);
+        return true;
+    } catch (const std::runtime_error&) {
+        return false;
+    }
 }
 
 }  // namespace
@@ -194,6 +211,7 @@ private slots:
     void corpusFile();
     void corpusFolder_data();
     void corpusFolder();
+    void corpusFolderLinkNotFollowed();
     void corpusMissingOrUnreadable();
     void overrides_data();
     void overrides();
@@ -753,6 +771,11 @@ void TestRunSpec::corpusFile_data() {
     QTest::newRow("overlong slash") << QByteArray("a\xC0\xAF" "b") << false;
     QTest::newRow("surrogate") << QByteArray("a\xED\xA0\x80" "b") << false;
     QTest::newRow("truncated at end of file") << QByteArray("abc\xE2\x82") << false;
+    // The head's cut-off character is judged by the bytes it has: E0 80 is overlong already.
+    QTest::newRow("overlong form cut at 64 KiB") << QByteArray(65534, 'a') + "\xE0\x80\x80" "tail" << false;
+    // The loader's control-character rule: a few are tolerated, more than 1% are not.
+    QTest::newRow("rare backspace overstrike") << QByteArray(200, 'a') + "_\b\n" << true;
+    QTest::newRow("many control characters") << QByteArray("ab\x01\x02\x03\x04" "cd") << false;
 }
 
 void TestRunSpec::corpusFile() {
@@ -772,24 +795,33 @@ void TestRunSpec::corpusFile() {
         QCOMPARE(qs(errors[0].field), QString("data.corpus"));
         QVERIFY2(qs(errors[0].message).contains(path), errors[0].message.c_str());
     }
+    QCOMPARE(loads(path), valid);
 }
 
 void TestRunSpec::corpusFolder_data() {
+    QTest::addColumn<QStringList>("names");   // relative paths, one per file
     QTest::addColumn<QByteArrayList>("files");
     QTest::addColumn<bool>("valid");
 
     const QByteArray binary("\x00\x01\x02", 3);
-    QTest::newRow("empty folder") << QByteArrayList{} << false;
-    QTest::newRow("only binary and empty files") << QByteArrayList{binary, QByteArray()} << false;
-    QTest::newRow("text among binary") << QByteArrayList{binary, QByteArray("some text\n")} << true;
+    const QByteArray text("some text\n");
+    QTest::newRow("empty folder") << QStringList{} << QByteArrayList{} << false;
+    QTest::newRow("only binary and empty files") << QStringList{"f0", "f1"} << QByteArrayList{binary, QByteArray()}
+                                                 << false;
+    QTest::newRow("text among binary") << QStringList{"f0", "f1"} << QByteArrayList{binary, text} << true;
+    // Corpus::load walks subfolders, so validation does too.
+    QTest::newRow("text only in a subfolder") << QStringList{"f0", "sub/deeper/notes.txt"}
+                                              << QByteArrayList{binary, text} << true;
+    QTest::newRow("only binary in a subfolder") << QStringList{"sub/f0"} << QByteArrayList{binary} << false;
 }
 
 void TestRunSpec::corpusFolder() {
+    QFETCH(QStringList, names);
     QFETCH(QByteArrayList, files);
     QFETCH(bool, valid);
     QTemporaryDir dir;
     QVERIFY(dir.isValid());
-    for (int i = 0; i < files.size(); ++i) writeFile(dir.filePath(QString("f%1").arg(i)), files[i]);
+    for (int i = 0; i < files.size(); ++i) writeFile(dir.filePath(names[i]), files[i]);
     if (QTest::currentTestFailed()) return;
 
     RunSpec s = defaultSpec(Method::FullRank, "tiny");
@@ -797,6 +829,24 @@ void TestRunSpec::corpusFolder() {
     const auto errors = validate(s, true);
     QVERIFY2(int(errors.size()) == (valid ? 0 : 1), qPrintable(describe(errors)));
     if (!valid) QCOMPARE(qs(errors[0].field), QString("data.corpus"));
+    QCOMPARE(loads(dir.path()), valid);
+}
+
+// The loader does not follow links to folders (they could form cycles), so
+// text reached only through one does not make a corpus.
+void TestRunSpec::corpusFolderLinkNotFollowed() {
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    writeFile(dir.filePath("elsewhere/notes.txt"), "some text\n");
+    QVERIFY(QDir().mkpath(dir.filePath("corpus")));
+    QVERIFY(QFile::link(dir.filePath("elsewhere"), dir.filePath("corpus/linked")));
+
+    RunSpec s = defaultSpec(Method::FullRank, "tiny");
+    s.data.corpus = dir.filePath("corpus").toStdString();
+    const auto errors = validate(s, true);
+    QVERIFY2(int(errors.size()) == 1, qPrintable(describe(errors)));
+    QCOMPARE(qs(errors[0].field), QString("data.corpus"));
+    QVERIFY(!loads(dir.filePath("corpus")));
 }
 
 void TestRunSpec::corpusMissingOrUnreadable() {

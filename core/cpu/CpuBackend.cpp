@@ -371,6 +371,12 @@ void CpuBackend::pruneMagnitude(float* x, size_t n, float p) {
         if (std::fabs(x[i]) <= q) x[i] = 0.0f;
 }
 
+void CpuBackend::zeroWhereZero(float* x, const float* ref, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; ++i)
+        if (ref[i] == 0.0f) x[i] = 0.0f;
+}
+
 std::vector<float> CpuBackend::singularValues(const float* a, size_t rows, size_t cols) {
     return singularValuesHost(a, rows, cols);
 }

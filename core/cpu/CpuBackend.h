@@ -70,6 +70,7 @@ public:
                const float* state) override;
     void pruneRandom(float* x, size_t n, float p, uint64_t seed) override;
     void pruneMagnitude(float* x, size_t n, float p) override;
+    void zeroWhereZero(float* x, const float* ref, size_t n) override;
 
     std::vector<float> singularValues(const float* a, size_t rows, size_t cols) override;
 

@@ -1,0 +1,97 @@
+// CudaBackend: causal multi-head attention through cuBLAS strided-batched
+// products, with the softmax rows kept in probs(B,H,T,T) as the CPU backend
+// keeps them. (A flash-style kernel that never stores probs comes later.)
+//
+// q, k, v of head h of sequence b are (T, D) row blocks of qkv(N, 3C) with
+// row stride 3C, at offsets b·T·3C + h·D (+C for k, +2C for v). One strided
+// batch cannot cover both b and h (their strides differ), so the products
+// loop over the smaller of the two and batch over the other.
+#include "gpu/CudaBackendImpl.h"
+
+#include "gpu/kernels/common.cuh"
+#include "gpu/kernels/softmax.cuh"
+
+#include <cmath>
+
+namespace relora::gpu {
+namespace {
+
+// Offsets of one (outer) slice and strides between batch entries for the
+// three layouts: qkv/dqkv (N,3C) & out/dout (N,C) row blocks, and P (B,H,T,T).
+struct HeadBatching {
+    size_t outer, batch;                    // loop count, batch count
+    size_t outerQkv, outerOut, outerP;      // offsets per loop iteration
+    size_t strideQkv, strideOut, strideP;   // strides per batch entry
+};
+
+HeadBatching headBatching(size_t B, size_t T, size_t H, size_t D) {
+    const size_t C = H * D;
+    if (H <= B)  // loop over heads, batch over sequences
+        return {H, B, D, D, T * T, T * 3 * C, T * C, H * T * T};
+    return {B, H, T * 3 * C, T * C, H * T * T, D, D, T * T};  // loop over sequences, batch over heads
+}
+
+}  // namespace
+
+void CudaBackend::attentionForward(float* out, float* probs, const float* qkv, size_t B, size_t T, size_t H,
+                                   size_t D) {
+    if (B * T * H * D == 0) return;
+    const size_t C = H * D, ld = 3 * C;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    const HeadBatching hb = headBatching(B, T, H, D);
+    // P(T,T) = scale · q(T,D) · k(T,D)ᵀ, full square (the causal mask is applied by the softmax)
+    for (size_t o = 0; o < hb.outer; ++o) {
+        const float* q = qkv + o * hb.outerQkv;
+        gemmStridedBatched(false, true, T, T, D, scale, q, ld, hb.strideQkv, q + C, ld, hb.strideQkv, 0.0f,
+                           probs + o * hb.outerP, T, hb.strideP, hb.batch);
+    }
+    const size_t rows = B * H * T;
+    causal_softmax_kernel<<<gridFor(rows * 32), kThreads, 0, stream_>>>(probs, rows, T);
+    CUDA_CHECK_LAUNCH("causal_softmax_kernel");
+    // out(T,D) = P(T,T) · v(T,D), written into out's (N,C) row blocks
+    for (size_t o = 0; o < hb.outer; ++o) {
+        const float* v = qkv + o * hb.outerQkv + 2 * C;
+        gemmStridedBatched(false, false, T, D, T, 1.0f, probs + o * hb.outerP, T, hb.strideP, v, ld, hb.strideQkv,
+                           0.0f, out + o * hb.outerOut, C, hb.strideOut, hb.batch);
+    }
+}
+
+void CudaBackend::attentionBackward(float* dqkv, const float* dout, const float* probs, const float* qkv,
+                                    size_t B, size_t T, size_t H, size_t D) {
+    if (B * T * H * D == 0) return;
+    const size_t C = H * D, ld = 3 * C;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    const HeadBatching hb = headBatching(B, T, H, D);
+    // dP / dS (B,H,T,T): cached scratch, same layout as probs.
+    auto* dP = static_cast<float*>(ensure(attentionDP_, B * H * T * T * sizeof(float)));
+    for (size_t o = 0; o < hb.outer; ++o) {
+        const float* q = qkv + o * hb.outerQkv;
+        const float* v = q + 2 * C;
+        const float* dO = dout + o * hb.outerOut;
+        const float* P = probs + o * hb.outerP;
+        float* dv = dqkv + o * hb.outerQkv + 2 * C;
+        // dP(T,T) = dO(T,D) · v(T,D)ᵀ
+        gemmStridedBatched(false, true, T, T, D, 1.0f, dO, C, hb.strideOut, v, ld, hb.strideQkv, 0.0f,
+                           dP + o * hb.outerP, T, hb.strideP, hb.batch);
+        // dv(T,D) = P(T,T)ᵀ · dO(T,D)
+        gemmStridedBatched(true, false, T, D, T, 1.0f, P, T, hb.strideP, dO, C, hb.strideOut, 0.0f, dv, ld,
+                           hb.strideQkv, hb.batch);
+    }
+    const size_t rows = B * H * T;
+    causal_softmax_backward_kernel<<<gridFor(rows * 32), kThreads, 0, stream_>>>(dP, probs, rows, T, scale);
+    CUDA_CHECK_LAUNCH("causal_softmax_backward_kernel");
+    for (size_t o = 0; o < hb.outer; ++o) {
+        const float* q = qkv + o * hb.outerQkv;
+        const float* k = q + C;
+        const float* dS = dP + o * hb.outerP;
+        float* dq = dqkv + o * hb.outerQkv;
+        float* dk = dq + C;
+        // dq(T,D) = dS(T,T) · k(T,D);  dk(T,D) = dS(T,T)ᵀ · q(T,D)
+        gemmStridedBatched(false, false, T, D, T, 1.0f, dS, T, hb.strideP, k, ld, hb.strideQkv, 0.0f, dq, ld,
+                           hb.strideQkv, hb.batch);
+        gemmStridedBatched(true, false, T, D, T, 1.0f, dS, T, hb.strideP, q, ld, hb.strideQkv, 0.0f, dk, ld,
+                           hb.strideQkv, hb.batch);
+    }
+}
+
+}  // namespace relora::gpu

@@ -1,0 +1,349 @@
+// CudaBackend: device memory, transfers, cuBLAS products, deterministic
+// reductions, AdamW, pruning, singular values (cuSOLVER), and the plugin
+// that makes the backend known to the engine (registerCudaBackend).
+#include "gpu/CudaBackend.h"
+#include "gpu/CudaBackendImpl.h"
+
+#include "core/BackendRegistry.h"
+#include "gpu/kernels/adamw.cuh"
+#include "gpu/kernels/common.cuh"
+#include "gpu/kernels/prune.cuh"
+#include "gpu/kernels/reduce.cuh"
+
+#include <cub/device/device_radix_sort.cuh>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+namespace relora::gpu {
+namespace {
+
+constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;  // NVIDIA's advice for Hopper
+
+// Does nothing; its attributes tell whether this build's kernels can run
+// on the device (a build for sm_90 cannot run on an older GPU).
+__global__ void probe_kernel() {}
+
+int toInt(size_t v, const char* what) {
+    if (v > static_cast<size_t>(INT_MAX))
+        throw std::runtime_error(std::string("CUDA backend: ") + what + " = " + std::to_string(v) +
+                                 " exceeds the 32-bit range of cuBLAS");
+    return static_cast<int>(v);
+}
+
+bool probeDevice(std::string* why) {
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0) {
+        if (why)
+            *why = std::string("no CUDA device found (cudaGetDeviceCount: ") +
+                   (e != cudaSuccess ? cudaGetErrorString(e) : "0 devices") + ")";
+        cudaGetLastError();  // clear the error state
+        return false;
+    }
+    cudaFuncAttributes attributes{};
+    e = cudaFuncGetAttributes(&attributes, probe_kernel);
+    if (e != cudaSuccess) {
+        cudaDeviceProp prop{};
+        cudaGetDeviceProperties(&prop, 0);
+        if (why)
+            *why = std::string("CUDA device 0 (") + prop.name + ", compute capability " +
+                   std::to_string(prop.major) + "." + std::to_string(prop.minor) +
+                   ") cannot run this build's kernels (" + cudaGetErrorString(e) +
+                   "); rebuild with CMAKE_CUDA_ARCHITECTURES=" + std::to_string(prop.major * 10 + prop.minor);
+        cudaGetLastError();
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+void registerCudaBackend() {
+    BackendPlugin plugin;
+    plugin.probe = probeDevice;
+    plugin.create = [](const BackendOptions& options) -> std::unique_ptr<Backend> {
+        return std::make_unique<CudaBackend>(options);
+    };
+    relora::registerCudaBackend(std::move(plugin));
+}
+
+// ---- lifetime ----------------------------------------------------------------
+
+CudaBackend::CudaBackend(const BackendOptions& options) : bf16_(options.bf16MatMul) {
+    try {
+        CUDA_CHECK(cudaSetDevice(device_));
+        cudaDeviceProp prop{};
+        CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
+        deviceName_ = prop.name;
+        smCount_ = prop.multiProcessorCount;
+        CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+        CUDA_CHECK(cudaEventCreateWithFlags(&stagingFree_, cudaEventDisableTiming));
+        CUBLAS_CHECK(cublasCreate(&cublas_));
+        CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+        // Default math: CUBLAS_COMPUTE_32F then really is fp32 (no TF32);
+        // bf16 tensor cores only where the compute type asks for them.
+        CUBLAS_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
+        computeType_ = bf16_ ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
+        // Our own workspace: cuBLAS never allocates behind our back, and
+        // its algorithm choice (hence its rounding) stays fixed.
+        CUBLAS_CHECK(cublasSetWorkspace(cublas_, ensure(cublasWorkspace_, kCublasWorkspaceBytes),
+                                        kCublasWorkspaceBytes));
+        ensure(reducePartials_, kReduceBlocks * sizeof(double));
+        CUDA_CHECK(cudaStreamSynchronize(stream_));
+    } catch (...) {
+        destroy();
+        throw;
+    }
+}
+
+CudaBackend::~CudaBackend() { destroy(); }
+
+void CudaBackend::destroy() noexcept {
+    if (stream_) cudaStreamSynchronize(stream_);
+    if (cusolver_) cusolverDnDestroy(cusolver_);
+    if (cublas_) cublasDestroy(cublas_);
+    for (auto& [ptr, bytes] : sizes_) cudaFree(ptr);  // scratch, and anything not released
+    sizes_.clear();
+    if (staging_) cudaFreeHost(staging_);
+    if (stagingFree_) cudaEventDestroy(stagingFree_);
+    if (stream_) cudaStreamDestroy(stream_);
+    cusolver_ = nullptr;
+    cublas_ = nullptr;
+    staging_ = nullptr;
+    stagingFree_ = nullptr;
+    stream_ = nullptr;
+}
+
+// ---- memory --------------------------------------------------------------------
+
+void* CudaBackend::rawAllocate(size_t bytes) {
+    void* ptr = nullptr;
+    const cudaError_t e = cudaMalloc(&ptr, std::max<size_t>(bytes, 256));
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        size_t freeBytes = 0, totalBytes = 0;
+        cudaMemGetInfo(&freeBytes, &totalBytes);
+        throw std::runtime_error("CUDA backend: cannot allocate " + std::to_string(bytes >> 20) + " MiB on " +
+                                 deviceName_ + " (" + cudaGetErrorString(e) + "; " +
+                                 std::to_string(freeBytes >> 20) + " of " + std::to_string(totalBytes >> 20) +
+                                 " MiB free, " + std::to_string(liveBytes_ >> 20) + " MiB held by this run)");
+    }
+    sizes_[ptr] = bytes;
+    liveBytes_ += bytes;
+    peakBytes_ = std::max(peakBytes_, liveBytes_);
+    CUDA_CHECK(cudaMemsetAsync(ptr, 0, std::max<size_t>(bytes, 256), stream_));
+    return ptr;
+}
+
+void CudaBackend::rawRelease(void* ptr) {
+    if (!ptr) return;
+    const auto it = sizes_.find(ptr);
+    if (it == sizes_.end()) throw std::runtime_error("CUDA backend: release of a pointer it did not allocate");
+    liveBytes_ -= it->second;
+    sizes_.erase(it);
+    CUDA_CHECK(cudaFree(ptr));  // waits for work in flight that may still use it
+}
+
+void* CudaBackend::ensure(Scratch& s, size_t bytes) {
+    if (s.ptr && s.bytes >= bytes) return s.ptr;
+    // Grow with headroom so that slowly growing requests do not reallocate each time.
+    const size_t want = std::max(bytes, s.bytes + s.bytes / 4);
+    rawRelease(s.ptr);
+    s.ptr = nullptr;
+    s.bytes = 0;
+    s.ptr = rawAllocate(want);
+    s.bytes = want;
+    return s.ptr;
+}
+
+float* CudaBackend::allocate(size_t count) { return static_cast<float*>(rawAllocate(count * sizeof(float))); }
+
+int32_t* CudaBackend::allocateInts(size_t count) {
+    return static_cast<int32_t*>(rawAllocate(count * sizeof(int32_t)));
+}
+
+void CudaBackend::release(void* ptr) {
+    // Called from destructors (the model's): report a failure, never throw.
+    try {
+        rawRelease(ptr);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "CUDA backend: release failed: %s\n", e.what());
+    }
+}
+
+void CudaBackend::uploadBytes(void* dst, const void* host, size_t bytes) {
+    if (bytes == 0) return;
+    CUDA_CHECK(cudaEventSynchronize(stagingFree_));  // the last copy out of staging_ is done
+    if (bytes > stagingBytes_) {
+        if (staging_) CUDA_CHECK(cudaFreeHost(staging_));
+        staging_ = nullptr;
+        stagingBytes_ = 0;
+        CUDA_CHECK(cudaMallocHost(&staging_, bytes));
+        stagingBytes_ = bytes;
+    }
+    std::memcpy(staging_, host, bytes);
+    CUDA_CHECK(cudaMemcpyAsync(dst, staging_, bytes, cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(cudaEventRecord(stagingFree_, stream_));
+}
+
+void CudaBackend::upload(float* dst, const float* host, size_t count) {
+    uploadBytes(dst, host, count * sizeof(float));
+}
+
+void CudaBackend::uploadInts(int32_t* dst, const int32_t* host, size_t count) {
+    uploadBytes(dst, host, count * sizeof(int32_t));
+}
+
+void CudaBackend::download(float* host, const float* src, size_t count) {
+    if (count == 0) return;
+    CUDA_CHECK(cudaMemcpyAsync(host, src, count * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaBackend::downloadInts(int32_t* host, const int32_t* src, size_t count) {
+    if (count == 0) return;
+    CUDA_CHECK(cudaMemcpyAsync(host, src, count * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaBackend::copy(float* dst, const float* src, size_t count) {
+    if (count == 0 || dst == src) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+}
+
+void CudaBackend::synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+// ---- matrix products -------------------------------------------------------------
+// cuBLAS is column-major: a row-major (r, c) matrix is the column-major
+// (c, r) transpose, so C = op(A)·op(B) is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ,
+// i.e. with the operands swapped and M, N exchanged.
+
+void CudaBackend::gemm(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha, const float* A,
+                       size_t lda, const float* B, size_t ldb, float beta, float* C, size_t ldc) {
+    if (M == 0 || N == 0) return;
+    CUBLAS_CHECK(cublasGemmEx(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N,
+                              toInt(N, "N"), toInt(M, "M"), toInt(K, "K"), &alpha, B, CUDA_R_32F,
+                              toInt(ldb, "ldb"), A, CUDA_R_32F, toInt(lda, "lda"), &beta, C, CUDA_R_32F,
+                              toInt(ldc, "ldc"), computeType_, CUBLAS_GEMM_DEFAULT));
+}
+
+void CudaBackend::gemmStridedBatched(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha,
+                                     const float* A, size_t lda, size_t strideA, const float* B, size_t ldb,
+                                     size_t strideB, float beta, float* C, size_t ldc, size_t strideC,
+                                     size_t batch) {
+    if (M == 0 || N == 0 || batch == 0) return;
+    CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+        cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N, toInt(N, "N"),
+        toInt(M, "M"), toInt(K, "K"), &alpha, B, CUDA_R_32F, toInt(ldb, "ldb"),
+        static_cast<long long>(strideB), A, CUDA_R_32F, toInt(lda, "lda"), static_cast<long long>(strideA),
+        &beta, C, CUDA_R_32F, toInt(ldc, "ldc"), static_cast<long long>(strideC), toInt(batch, "batch"),
+        computeType_, CUBLAS_GEMM_DEFAULT));
+}
+
+// ---- reductions and the optimizer -----------------------------------------------------
+
+void CudaBackend::reduce(float* out, const float* x, size_t n, bool squares, bool accumulate) {
+    // The number of partials depends on n only: same n, same order, same bits.
+    const size_t perBlock = static_cast<size_t>(kThreads) * 8;
+    const int blocks = static_cast<int>(std::clamp<size_t>((n + perBlock - 1) / perBlock, 1, kReduceBlocks));
+    auto* partials = static_cast<double*>(reducePartials_.ptr);
+    if (squares) reduce_partials_kernel<true><<<blocks, kThreads, 0, stream_>>>(partials, x, n);
+    else reduce_partials_kernel<false><<<blocks, kThreads, 0, stream_>>>(partials, x, n);
+    CUDA_CHECK_LAUNCH("reduce_partials_kernel");
+    reduce_finish_kernel<<<1, kThreads, 0, stream_>>>(out, partials, blocks, accumulate ? 1 : 0);
+    CUDA_CHECK_LAUNCH("reduce_finish_kernel");
+}
+
+void CudaBackend::sum(float* out, const float* x, size_t n) { reduce(out, x, n, false, false); }
+
+void CudaBackend::sumSquaresAccumulate(float* acc, const float* x, size_t n) { reduce(acc, x, n, true, true); }
+
+void CudaBackend::finishGradNorm(float* state, const float* acc, const float* loss, float maxNorm) {
+    finish_grad_norm_kernel<<<1, 1, 0, stream_>>>(state, acc, loss, maxNorm);
+    CUDA_CHECK_LAUNCH("finish_grad_norm_kernel");
+}
+
+void CudaBackend::adamw(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1,
+                        float beta2, float eps, float weightDecay, int64_t step, const float* state) {
+    if (n == 0) return;
+    // Bias corrections exactly as the CPU backend computes them.
+    const float bc1 = 1.0f - std::pow(beta1, static_cast<float>(step));
+    const float bc2 = 1.0f - std::pow(beta2, static_cast<float>(step));
+    const float decay = 1.0f - lr * weightDecay;
+    adamw_kernel<<<gridFor(n), kThreads, 0, stream_>>>(param, grad, m, v, n, lr, beta1, beta2, eps, decay, bc1,
+                                                       bc2, state);
+    CUDA_CHECK_LAUNCH("adamw_kernel");
+}
+
+void CudaBackend::pruneMagnitude(float* x, size_t n, float p) {
+    if (n == 0) return;
+    if (n > static_cast<size_t>(INT_MAX)) throw std::runtime_error("pruneMagnitude: tensor too large");
+    // Sort |x| on the device; the kernel reads the two order statistics
+    // around the p-quantile itself, so the host never waits.
+    auto* mag = static_cast<float*>(ensure(pruneMag_, n * sizeof(float)));
+    auto* sorted = static_cast<float*>(ensure(pruneSorted_, n * sizeof(float)));
+    abs_kernel<<<gridFor(n), kThreads, 0, stream_>>>(mag, x, n);
+    CUDA_CHECK_LAUNCH("abs_kernel");
+    size_t tempBytes = 0;
+    CUDA_CHECK(cub::DeviceRadixSort::SortKeys(nullptr, tempBytes, mag, sorted, static_cast<int>(n), 0, 32,
+                                              stream_));
+    void* temp = ensure(pruneTemp_, tempBytes);
+    CUDA_CHECK(cub::DeviceRadixSort::SortKeys(temp, tempBytes, mag, sorted, static_cast<int>(n), 0, 32, stream_));
+    const double pos = static_cast<double>(p) * static_cast<double>(n - 1);
+    const size_t lo = static_cast<size_t>(std::floor(pos));
+    const size_t hi = std::min(lo + 1, n - 1);
+    prune_magnitude_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, n, sorted, lo, hi,
+                                                                 pos - static_cast<double>(lo));
+    CUDA_CHECK_LAUNCH("prune_magnitude_kernel");
+}
+
+// ---- analysis ------------------------------------------------------------------------
+
+std::vector<float> CudaBackend::singularValues(const float* a, size_t rows, size_t cols) {
+    if (rows == 0 || cols == 0) return {};
+    if (!cusolver_) {
+        CUSOLVER_CHECK(cusolverDnCreate(&cusolver_));
+        CUSOLVER_CHECK(cusolverDnSetStream(cusolver_, stream_));
+    }
+    // The row-major rows×cols matrix is the column-major cols×rows matrix
+    // (same singular values). gesvd needs m >= n: use it as stored when
+    // cols >= rows, else its transpose.
+    const size_t m = std::max(rows, cols), n = std::min(rows, cols);
+    const int mi = toInt(m, "rows"), ni = toInt(n, "cols");
+    auto* work = static_cast<float*>(ensure(svdMatrix_, m * n * sizeof(float)));
+    if (cols >= rows) {
+        CUDA_CHECK(cudaMemcpyAsync(work, a, m * n * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+    } else {
+        // work(rows × cols, column-major) = (the cols × rows matrix)ᵀ
+        CUDA_CHECK(cudaMemsetAsync(work, 0, m * n * sizeof(float), stream_));
+        const float one = 1.0f, zero = 0.0f;
+        CUBLAS_CHECK(cublasSgeam(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, mi, ni, &one, a, ni, &zero, work, mi, work, mi));
+    }
+    int lwork = 0;
+    CUSOLVER_CHECK(cusolverDnSgesvd_bufferSize(cusolver_, mi, ni, &lwork));
+    auto* sigma = static_cast<float*>(ensure(svdSigma_, n * sizeof(float)));
+    auto* buffer = static_cast<float*>(ensure(svdWork_, (static_cast<size_t>(lwork) + n) * sizeof(float)));
+    auto* info = static_cast<int*>(ensure(svdInfo_, sizeof(int)));
+    signed char job = 'N';
+    CUSOLVER_CHECK(cusolverDnSgesvd(cusolver_, job, job, mi, ni, work, mi, sigma, nullptr, mi, nullptr, ni, buffer,
+                                    lwork, buffer + lwork, info));
+    std::vector<float> out(n);
+    int infoHost = 0;
+    CUDA_CHECK(cudaMemcpyAsync(out.data(), sigma, n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(&infoHost, info, sizeof(int), cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    const std::string shape = std::to_string(rows) + "x" + std::to_string(cols);
+    if (!std::all_of(out.begin(), out.end(), [](float s) { return std::isfinite(s); }))
+        throw std::runtime_error("singular values: the " + shape + " matrix has non-finite entries");
+    if (infoHost != 0)
+        throw std::runtime_error("cuSOLVER gesvd failed on a " + shape + " matrix (info = " +
+                                 std::to_string(infoHost) + ")");
+    return out;  // descending
+}
+
+}  // namespace relora::gpu

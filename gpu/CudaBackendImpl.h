@@ -1,0 +1,145 @@
+// CudaBackend: the Backend interface on one CUDA device (internal to gpu/).
+//
+// Everything runs on one non-blocking stream in issue order; only download,
+// downloadInts, synchronize and singularValues wait for the device. Memory is
+// zero-filled cudaMalloc memory counted in a live-bytes counter whose maximum
+// is peakMemoryBytes(). Scratch buffers (attention backward, RMSNorm partial
+// sums, sort space) are cached by size and reused, so a training step never
+// allocates once the first step has run. Matrix products go to cuBLAS:
+// bf16 operands with fp32 accumulation (CUBLAS_COMPUTE_32F_FAST_16BF) when
+// BackendOptions::bf16MatMul, plain fp32 (no TF32) otherwise. Reductions use
+// fixed launch shapes and no float atomics, so results are bit-reproducible.
+#pragma once
+
+#include "core/Backend.h"
+#include "gpu/CudaCheck.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cusolverDn.h>
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace relora::gpu {
+
+class CudaBackend final : public Backend {
+public:
+    explicit CudaBackend(const BackendOptions& options);
+    ~CudaBackend() override;
+    CudaBackend(const CudaBackend&) = delete;
+    CudaBackend& operator=(const CudaBackend&) = delete;
+
+    std::string name() const override { return "cuda"; }
+    std::string deviceName() const override { return deviceName_; }
+
+    float* allocate(size_t count) override;
+    int32_t* allocateInts(size_t count) override;
+    void release(void* ptr) override;
+    void upload(float* dst, const float* host, size_t count) override;
+    void uploadInts(int32_t* dst, const int32_t* host, size_t count) override;
+    void download(float* host, const float* src, size_t count) override;
+    void downloadInts(int32_t* host, const int32_t* src, size_t count) override;
+    void copy(float* dst, const float* src, size_t count) override;
+    void fill(float* x, float value, size_t count) override;
+    void synchronize() override;
+    size_t peakMemoryBytes() const override { return peakBytes_; }
+
+    void gemm(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha,
+              const float* A, size_t lda, const float* B, size_t ldb, float beta,
+              float* C, size_t ldc) override;
+    void axpy(float* y, float alpha, const float* x, size_t n) override;
+    void scale(float* x, float alpha, size_t n) override;
+
+    void fillNormal(float* x, size_t n, float stddev, uint64_t seed) override;
+    void fillUniform(float* x, size_t n, float bound, uint64_t seed) override;
+    void dropoutMask(float* mask, size_t n, float p, uint64_t seed) override;
+    void multiply(float* out, const float* a, const float* b, size_t n) override;
+
+    void embeddingForward(float* out, const int32_t* tokens, const float* table,
+                          size_t N, size_t C) override;
+    void embeddingBackward(float* dtable, const float* dout, const int32_t* tokens,
+                           size_t N, size_t C) override;
+    void rmsnormForward(float* out, float* rstd, const float* x, const float* w,
+                        size_t N, size_t C, float eps) override;
+    void rmsnormBackward(float* dx, float* dw, const float* dout, const float* x,
+                         const float* w, const float* rstd, size_t N, size_t C) override;
+    void rope(float* x, size_t B, size_t T, size_t H, size_t D, size_t rowStride,
+              float theta, bool inverse) override;
+    void attentionForward(float* out, float* probs, const float* qkv,
+                          size_t B, size_t T, size_t H, size_t D) override;
+    void attentionBackward(float* dqkv, const float* dout, const float* probs,
+                           const float* qkv, size_t B, size_t T, size_t H, size_t D) override;
+    void swigluForward(float* out, const float* gu, size_t N, size_t F) override;
+    void swigluBackward(float* dgu, const float* dout, const float* gu,
+                        size_t N, size_t F) override;
+    void crossEntropy(float* dlogits, float* losses, const float* logits,
+                      const int32_t* targets, size_t N, size_t V, float gradScale) override;
+    void sum(float* out, const float* x, size_t n) override;
+
+    void sumSquaresAccumulate(float* acc, const float* x, size_t n) override;
+    void finishGradNorm(float* state, const float* acc, const float* loss,
+                        float maxNorm) override;
+    void adamw(float* param, const float* grad, float* m, float* v, size_t n, float lr,
+               float beta1, float beta2, float eps, float weightDecay, int64_t step,
+               const float* state) override;
+    void pruneRandom(float* x, size_t n, float p, uint64_t seed) override;
+    void pruneMagnitude(float* x, size_t n, float p) override;
+    void zeroWhereZero(float* x, const float* ref, size_t n) override;
+
+    std::vector<float> singularValues(const float* a, size_t rows, size_t cols) override;
+
+private:
+    // A device buffer that only grows: reused by every call that fits.
+    struct Scratch {
+        void* ptr = nullptr;
+        size_t bytes = 0;
+    };
+    void* rawAllocate(size_t bytes);                 // zero-filled, counted
+    void rawRelease(void* ptr);
+    void* ensure(Scratch& s, size_t bytes);          // grows s to at least `bytes`
+    // Host -> device through a pinned staging buffer: returns once the host
+    // data is copied out, the device copy runs in stream order.
+    void uploadBytes(void* dst, const void* host, size_t bytes);
+    void destroy() noexcept;
+    // Row-major strided-batched product (see gemm); batch i uses A + i·strideA etc.
+    void gemmStridedBatched(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha,
+                            const float* A, size_t lda, size_t strideA, const float* B, size_t ldb,
+                            size_t strideB, float beta, float* C, size_t ldc, size_t strideC,
+                            size_t batch);
+    // Deterministic sum of x(n) (squares when `squares`) into out[0], added
+    // to it when `accumulate`: fixed per-block partials, then one block.
+    void reduce(float* out, const float* x, size_t n, bool squares, bool accumulate);
+
+    int device_ = 0;
+    std::string deviceName_;
+    int smCount_ = 0;
+    bool bf16_ = true;
+    cublasComputeType_t computeType_ = CUBLAS_COMPUTE_32F_FAST_16BF;
+    cudaStream_t stream_ = nullptr;
+    cublasHandle_t cublas_ = nullptr;
+    cusolverDnHandle_t cusolver_ = nullptr;
+
+    std::unordered_map<void*, size_t> sizes_;
+    size_t liveBytes_ = 0, peakBytes_ = 0;
+
+    Scratch cublasWorkspace_;
+    Scratch reducePartials_;     // (kReduceBlocks) doubles
+    Scratch attentionDP_;        // (B,H,T,T) dP / dS of the attention backward
+    Scratch rmsPartials_;        // (blocks, C) per-block dw partial sums
+    Scratch sortKeys_, sortValuesIn_, sortValuesOut_, sortKeysOut_, sortTemp_;  // embedding backward
+    Scratch pruneMag_, pruneSorted_, pruneTemp_;  // magnitude pruning
+    Scratch svdMatrix_, svdSigma_, svdWork_, svdInfo_;
+    // Rotary tables (T, D/2) computed on the host exactly as the CPU backend
+    // does, uploaded once per (T, D, theta).
+    Scratch ropeTables_;
+    std::vector<float> ropeHost_;
+    void* staging_ = nullptr;            // pinned host memory
+    size_t stagingBytes_ = 0;
+    cudaEvent_t stagingFree_ = nullptr;  // recorded after the last copy out of staging_
+    size_t ropeT_ = 0, ropeD_ = 0;
+    float ropeTheta_ = 0;
+};
+
+}  // namespace relora::gpu

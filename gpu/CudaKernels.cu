@@ -1,0 +1,188 @@
+// CudaBackend: element-wise and model kernels (fills, random draws,
+// embedding, RMSNorm, RoPE, SwiGLU, cross entropy). The kernels themselves
+// live in kernels/*.cuh; this file sizes the launches.
+#include "gpu/CudaBackendImpl.h"
+
+#include "gpu/kernels/common.cuh"
+#include "gpu/kernels/cross_entropy.cuh"
+#include "gpu/kernels/elementwise.cuh"
+#include "gpu/kernels/embedding.cuh"
+#include "gpu/kernels/random.cuh"
+#include "gpu/kernels/rmsnorm.cuh"
+#include "gpu/kernels/rope.cuh"
+#include "gpu/kernels/swiglu.cuh"
+
+#include <cub/device/device_radix_sort.cuh>
+
+#include <algorithm>
+#include <cmath>
+
+namespace relora::gpu {
+
+void CudaBackend::fill(float* x, float value, size_t count) {
+    if (count == 0) return;
+    fill_kernel<<<gridFor(count), kThreads, 0, stream_>>>(x, value, count);
+    CUDA_CHECK_LAUNCH("fill_kernel");
+}
+
+void CudaBackend::axpy(float* y, float alpha, const float* x, size_t n) {
+    if (n == 0) return;
+    axpy_kernel<<<gridFor(n), kThreads, 0, stream_>>>(y, alpha, x, n);
+    CUDA_CHECK_LAUNCH("axpy_kernel");
+}
+
+void CudaBackend::scale(float* x, float alpha, size_t n) {
+    if (n == 0) return;
+    scale_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, alpha, n);
+    CUDA_CHECK_LAUNCH("scale_kernel");
+}
+
+void CudaBackend::multiply(float* out, const float* a, const float* b, size_t n) {
+    if (n == 0) return;
+    multiply_kernel<<<gridFor(n), kThreads, 0, stream_>>>(out, a, b, n);
+    CUDA_CHECK_LAUNCH("multiply_kernel");
+}
+
+void CudaBackend::fillNormal(float* x, size_t n, float stddev, uint64_t seed) {
+    if (n == 0) return;
+    fill_normal_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, n, stddev, seed);
+    CUDA_CHECK_LAUNCH("fill_normal_kernel");
+}
+
+void CudaBackend::fillUniform(float* x, size_t n, float bound, uint64_t seed) {
+    if (n == 0) return;
+    fill_uniform_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, n, bound, seed);
+    CUDA_CHECK_LAUNCH("fill_uniform_kernel");
+}
+
+void CudaBackend::dropoutMask(float* mask, size_t n, float p, uint64_t seed) {
+    if (n == 0) return;
+    const float keep = 1.0f / (1.0f - p);
+    dropout_mask_kernel<<<gridFor(n), kThreads, 0, stream_>>>(mask, n, p, keep, seed);
+    CUDA_CHECK_LAUNCH("dropout_mask_kernel");
+}
+
+void CudaBackend::pruneRandom(float* x, size_t n, float p, uint64_t seed) {
+    if (n == 0) return;
+    prune_random_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, n, p, seed);
+    CUDA_CHECK_LAUNCH("prune_random_kernel");
+}
+
+void CudaBackend::zeroWhereZero(float* x, const float* ref, size_t n) {
+    if (n == 0) return;
+    zero_where_zero_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, ref, n);
+    CUDA_CHECK_LAUNCH("zero_where_zero_kernel");
+}
+
+void CudaBackend::embeddingForward(float* out, const int32_t* tokens, const float* table, size_t N,
+                                   size_t C) {
+    if (N == 0 || C == 0) return;
+    embedding_forward_kernel<<<gridFor(N * C), kThreads, 0, stream_>>>(out, tokens, table, N, C);
+    CUDA_CHECK_LAUNCH("embedding_forward_kernel");
+}
+
+void CudaBackend::embeddingBackward(float* dtable, const float* dout, const int32_t* tokens, size_t N,
+                                    size_t C) {
+    if (N == 0 || C == 0) return;
+    if (N > static_cast<size_t>(INT32_MAX)) throw std::runtime_error("embeddingBackward: too many tokens");
+    const int n = static_cast<int>(N);
+    // Stable radix sort of (token, position): runs of equal tokens with
+    // their positions ascending, i.e. the CPU backend's summation order.
+    auto* keysOut = static_cast<int32_t*>(ensure(sortKeysOut_, N * sizeof(int32_t)));
+    auto* valuesIn = static_cast<int32_t*>(ensure(sortValuesIn_, N * sizeof(int32_t)));
+    auto* valuesOut = static_cast<int32_t*>(ensure(sortValuesOut_, N * sizeof(int32_t)));
+    size_t tempBytes = 0;
+    CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, tempBytes, tokens, keysOut, valuesIn, valuesOut, n, 0,
+                                               32, stream_));
+    void* temp = ensure(sortTemp_, tempBytes);
+    iota_kernel<<<gridFor(N), kThreads, 0, stream_>>>(valuesIn, N);
+    CUDA_CHECK_LAUNCH("iota_kernel");
+    CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp, tempBytes, tokens, keysOut, valuesIn, valuesOut, n, 0, 32,
+                                               stream_));
+    const int threads = static_cast<int>(std::min<size_t>(256, (C + 31) / 32 * 32));
+    const unsigned blocks = static_cast<unsigned>(std::min<size_t>(N, 65535));
+    embedding_backward_kernel<<<blocks, threads, 0, stream_>>>(dtable, dout, keysOut, valuesOut, N, C);
+    CUDA_CHECK_LAUNCH("embedding_backward_kernel");
+}
+
+void CudaBackend::rmsnormForward(float* out, float* rstd, const float* x, const float* w, size_t N, size_t C,
+                                 float eps) {
+    if (N == 0) return;
+    // One warp per row, kThreads/32 rows per block.
+    rmsnorm_forward_kernel<<<gridFor(N * 32), kThreads, 0, stream_>>>(out, rstd, x, w, N, C, eps);
+    CUDA_CHECK_LAUNCH("rmsnorm_forward_kernel");
+}
+
+void CudaBackend::rmsnormBackward(float* dx, float* dw, const float* dout, const float* x, const float* w,
+                                  const float* rstd, size_t N, size_t C) {
+    if (N == 0 || C == 0) return;
+    // Shared memory holds one C-wide dw row per warp: as many warps as fit
+    // in 48 KiB, at most 8.
+    const size_t maxWarps = (48 * 1024) / (C * sizeof(float));
+    if (maxWarps == 0)
+        throw std::runtime_error("rmsnormBackward: width " + std::to_string(C) + " exceeds 12288 columns");
+    const size_t warps = std::min<size_t>(8, maxWarps);
+    // A fixed number of blocks for a given N: the summation order, and so
+    // the result, depends on the shapes only.
+    const size_t targetBlocks = static_cast<size_t>(std::max(1, smCount_)) * 2;
+    const size_t rowsPerBlock = std::max<size_t>(warps, (N + targetBlocks - 1) / targetBlocks);
+    const size_t blocks = (N + rowsPerBlock - 1) / rowsPerBlock;
+    auto* partial = static_cast<float*>(ensure(rmsPartials_, blocks * C * sizeof(float)));
+    rmsnorm_backward_kernel<<<static_cast<unsigned>(blocks), static_cast<unsigned>(warps * 32),
+                              warps * C * sizeof(float), stream_>>>(dx, partial, dout, x, w, rstd, N, C,
+                                                                    rowsPerBlock);
+    CUDA_CHECK_LAUNCH("rmsnorm_backward_kernel");
+    rmsnorm_dw_reduce_kernel<<<gridFor(C), kThreads, 0, stream_>>>(dw, partial, blocks, C);
+    CUDA_CHECK_LAUNCH("rmsnorm_dw_reduce_kernel");
+}
+
+void CudaBackend::rope(float* x, size_t B, size_t T, size_t H, size_t D, size_t rowStride, float theta,
+                       bool inverse) {
+    const size_t half = D / 2;
+    if (B * T * H * half == 0) return;
+    if (ropeT_ != T || ropeD_ != D || ropeTheta_ != theta) {
+        // Angles exactly as the CPU backend (and Hugging Face) computes them.
+        ropeHost_.assign(2 * T * half, 0.0f);
+        for (size_t i = 0; i < half; ++i) {
+            const float invFreq =
+                1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(D));
+            for (size_t t = 0; t < T; ++t) {
+                const float angle = static_cast<float>(t) * invFreq;
+                ropeHost_[t * half + i] = std::cos(angle);
+                ropeHost_[T * half + t * half + i] = std::sin(angle);
+            }
+        }
+        auto* tables = static_cast<float*>(ensure(ropeTables_, ropeHost_.size() * sizeof(float)));
+        upload(tables, ropeHost_.data(), ropeHost_.size());
+        ropeT_ = T;
+        ropeD_ = D;
+        ropeTheta_ = theta;
+    }
+    const auto* tables = static_cast<const float*>(ropeTables_.ptr);
+    rope_kernel<<<gridFor(B * T * H * half), kThreads, 0, stream_>>>(x, tables, tables + T * half, B, T, H, D,
+                                                                     rowStride, inverse ? -1.0f : 1.0f);
+    CUDA_CHECK_LAUNCH("rope_kernel");
+}
+
+void CudaBackend::swigluForward(float* out, const float* gu, size_t N, size_t F) {
+    if (N * F == 0) return;
+    swiglu_forward_kernel<<<gridFor(N * F), kThreads, 0, stream_>>>(out, gu, N, F);
+    CUDA_CHECK_LAUNCH("swiglu_forward_kernel");
+}
+
+void CudaBackend::swigluBackward(float* dgu, const float* dout, const float* gu, size_t N, size_t F) {
+    if (N * F == 0) return;
+    swiglu_backward_kernel<<<gridFor(N * F), kThreads, 0, stream_>>>(dgu, dout, gu, N, F);
+    CUDA_CHECK_LAUNCH("swiglu_backward_kernel");
+}
+
+void CudaBackend::crossEntropy(float* dlogits, float* losses, const float* logits, const int32_t* targets,
+                               size_t N, size_t V, float gradScale) {
+    if (N == 0) return;
+    const unsigned blocks = static_cast<unsigned>(std::min<size_t>(N, 65535));
+    const int threads = V >= 4096 ? 512 : 256;
+    cross_entropy_kernel<<<blocks, threads, 0, stream_>>>(dlogits, losses, logits, targets, N, V, gradScale);
+    CUDA_CHECK_LAUNCH("cross_entropy_kernel");
+}
+
+}  // namespace relora::gpu

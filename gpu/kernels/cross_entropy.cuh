@@ -1,0 +1,64 @@
+// Fused cross entropy: per-token loss and, optionally, gradScale·(softmax −
+// onehot) written over the logits (dlogits may alias logits). One block per
+// row: an online max/sum-of-exp pass, then the gradient pass.
+#pragma once
+
+#include "gpu/kernels/common.cuh"
+
+#include <cstdint>
+
+namespace relora::gpu {
+
+// Merge (m, s) pairs: s·e^{m−M} + s'·e^{m'−M}, M = max(m, m').
+__device__ inline void mergeMaxSum(float& m, float& s, float m2, float s2) {
+    if (m2 == -INFINITY) return;
+    if (m == -INFINITY) { m = m2; s = s2; return; }
+    const float M = fmaxf(m, m2);
+    s = s * expf(m - M) + s2 * expf(m2 - M);
+    m = M;
+}
+
+// logits(N,V), targets(N) -> losses(N); dlogits(N,V) or null. Block per row.
+__global__ void cross_entropy_kernel(float* dlogits, float* __restrict__ losses, const float* logits,
+                                     const int32_t* __restrict__ targets, size_t N, size_t V,
+                                     float gradScale) {
+    __shared__ float sharedM[32], sharedS[32];
+    __shared__ float rowLse;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
+        const float* z = logits + n * V;
+        float m = -INFINITY, s = 0.0f;
+        for (size_t v = threadIdx.x; v < V; v += blockDim.x) {
+            const float zv = z[v];
+            if (zv > m) { s = s * expf(m - zv) + 1.0f; m = zv; }
+            else s += expf(zv - m);
+        }
+        for (int o = 16; o > 0; o >>= 1) {
+            const float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
+            mergeMaxSum(m, s, m2, s2);
+        }
+        if (lane == 0) { sharedM[warp] = m; sharedS[warp] = s; }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            float M = sharedM[0], S = sharedS[0];
+            for (int k = 1; k < warps; ++k) mergeMaxSum(M, S, sharedM[k], sharedS[k]);
+            const float lse = M + logf(S);
+            const size_t t = static_cast<size_t>(targets[n]);
+            losses[n] = lse - z[t];   // read before any thread overwrites the row
+            rowLse = lse;
+        }
+        __syncthreads();
+        const float lse = rowLse;
+        if (dlogits) {
+            float* d = dlogits + n * V;
+            const size_t t = static_cast<size_t>(targets[n]);
+            for (size_t v = threadIdx.x; v < V; v += blockDim.x) {
+                const float g = expf(z[v] - lse) * gradScale;
+                d[v] = v == t ? g - gradScale : g;
+            }
+        }
+        __syncthreads();  // shared values are reused by the next row
+    }
+}
+
+}  // namespace relora::gpu
