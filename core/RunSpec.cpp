@@ -124,4 +124,16 @@ RunSpec defaultSpec(Method method, const std::string& preset) {
     return spec;
 }
 
+RunSpec syntheticSpec(Method method, int dModel, int dFF, int heads, int layers, int context) {
+    RunSpec s = defaultSpec(method, "tiny");
+    s.model.preset = "custom";
+    s.model.dModel = dModel;
+    s.model.dFF = dFF;
+    s.model.heads = heads;
+    s.model.layers = layers;
+    s.model.context = context;
+    s.data.synthetic = true;
+    return s;
+}
+
 }  // namespace relora

@@ -117,6 +117,10 @@ struct SpecError {
     std::string message;   // e.g. "must be between 1 and 256 (the smallest targeted matrix, wq, is 256x256), got 300"
 };
 
+// A small "custom" model on synthetic tokens (the defaults of `method`
+// otherwise): the engine's own tests, self-checks and benchmarks use it.
+RunSpec syntheticSpec(Method method, int dModel, int dFF, int heads, int layers, int context);
+
 // Default spec for a method and a model preset ("tiny", "60m", "130m").
 // Throws std::invalid_argument for an unknown preset.
 RunSpec defaultSpec(Method method, const std::string& preset);

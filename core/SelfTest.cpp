@@ -311,16 +311,8 @@ public:
     }
 
     RunSpec spec(Method method, int steps) const {
-        RunSpec s = defaultSpec(method, "tiny");
+        RunSpec s = syntheticSpec(method, 128, 344, 4, 2, 64);
         s.name = "selftest-" + toString(method);
-        s.model.preset = "custom";
-        s.model.dModel = 128;
-        s.model.dFF = 344;
-        s.model.heads = 4;
-        s.model.layers = 2;
-        s.model.context = 64;
-        s.model.vocab = 256;
-        s.data.synthetic = true;
         s.method.rank = 16;
         s.method.alpha = 32.0f;
         s.method.dropout = 0.0f;

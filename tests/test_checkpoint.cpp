@@ -14,14 +14,7 @@ using namespace relora;
 namespace {
 
 RunSpec smallReLoRA(int warmStart) {
-    RunSpec s = defaultSpec(Method::ReLoRA, "tiny");
-    s.model.preset = "custom";
-    s.model.dModel = 32;
-    s.model.dFF = 48;
-    s.model.heads = 2;
-    s.model.layers = 2;
-    s.model.context = 16;
-    s.data.synthetic = true;
+    RunSpec s = syntheticSpec(Method::ReLoRA, 32, 48, 2, 2, 16);
     s.method.rank = 4;
     s.method.dropout = 0.1f;  // dropout masks must continue too
     s.train.batch = 2;

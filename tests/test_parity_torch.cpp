@@ -25,14 +25,7 @@ namespace {
 constexpr int kSteps = 10;
 
 RunSpec paritySpec(Method method, PruneMode prune, std::vector<int> restarts) {
-    RunSpec s = defaultSpec(method, "tiny");
-    s.model.preset = "custom";
-    s.model.dModel = 64;
-    s.model.dFF = 172;
-    s.model.heads = 4;
-    s.model.layers = 2;
-    s.model.context = 32;
-    s.data.synthetic = true;
+    RunSpec s = syntheticSpec(method, 64, 172, 4, 2, 32);
     s.method.rank = 4;
     s.method.alpha = 8;
     if (method == Method::LoRA)  // a subset: the other projections train full-rank

@@ -22,14 +22,7 @@ const std::vector<TargetMatrix> kAllTargets = {TargetMatrix::Wq, TargetMatrix::W
                                                TargetMatrix::Down};
 
 RunSpec smallSpec(Method method) {
-    RunSpec s = defaultSpec(method, "tiny");
-    s.model.preset = "custom";
-    s.model.dModel = 32;
-    s.model.dFF = 48;
-    s.model.heads = 2;
-    s.model.layers = 2;
-    s.model.context = 16;
-    s.data.synthetic = true;
+    RunSpec s = syntheticSpec(method, 32, 48, 2, 2, 16);
     s.method.rank = 4;
     s.train.batch = 2;
     s.train.steps = 12;

@@ -30,15 +30,7 @@ namespace fs = std::filesystem;
 namespace {
 
 RunSpec tinySpec(Method method, int rank = 4, std::vector<TargetMatrix> targets = {}) {
-    RunSpec s = defaultSpec(method, "tiny");
-    s.model.preset = "custom";
-    s.model.dModel = 32;
-    s.model.dFF = 48;
-    s.model.heads = 2;
-    s.model.layers = 2;
-    s.model.context = 16;
-    s.model.vocab = 256;
-    s.data.synthetic = true;
+    RunSpec s = syntheticSpec(method, 32, 48, 2, 2, 16);
     s.method.rank = rank;
     s.method.alpha = 8;
     if (!targets.empty()) s.method.targets = targets;

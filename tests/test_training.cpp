@@ -41,13 +41,8 @@ void TestTraining::validationLossFalls_data() {
 
 void TestTraining::validationLossFalls() {
     QFETCH(QString, method);
-    RunSpec spec = defaultSpec(*parseMethod(method.section('-', 0, 0).toStdString()), "tiny");
-    spec.model.preset = "custom";
-    spec.model.dModel = 64;
-    spec.model.dFF = 172;
-    spec.model.heads = 4;
-    spec.model.layers = 2;
-    spec.model.context = 64;
+    RunSpec spec = syntheticSpec(*parseMethod(method.section('-', 0, 0).toStdString()), 64, 172, 4, 2, 64);
+    spec.data.synthetic = false;  // the default corpus: real text
     spec.method.rank = 8;
     spec.train.batch = 8;
     spec.train.steps = 80;
