@@ -16,7 +16,6 @@
 #include <climits>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -76,7 +75,6 @@ void registerCudaBackend() {
 // ---- lifetime ----------------------------------------------------------------
 
 CudaBackend::CudaBackend(const BackendOptions& options) : bf16_(options.bf16MatMul) {
-    if (const char* env = std::getenv("RELORA_CUDA_PROFILE")) profile_ = env[0] != '\0' && env[0] != '0';
     try {
         CUDA_CHECK(cudaSetDevice(device_));
         cudaDeviceProp prop{};
@@ -107,17 +105,6 @@ CudaBackend::~CudaBackend() { destroy(); }
 
 void CudaBackend::destroy() noexcept {
     if (stream_) cudaStreamSynchronize(stream_);
-    if (profile_) {
-        try {
-            profPrint();
-        } catch (...) {
-        }
-        for (auto& s : profSlots_) {
-            cudaEventDestroy(s.begin);
-            cudaEventDestroy(s.end);
-        }
-        profSlots_.clear();
-    }
     if (cusolver_) cusolverDnDestroy(cusolver_);
     if (cublas_) cublasDestroy(cublas_);
     for (auto& [ptr, bytes] : sizes_) cudaFree(ptr);  // scratch, and anything not released
@@ -130,52 +117,6 @@ void CudaBackend::destroy() noexcept {
     staging_ = nullptr;
     stagingFree_ = nullptr;
     stream_ = nullptr;
-}
-
-// ---- op profile ------------------------------------------------------------------
-
-int CudaBackend::profBegin(const std::string& label) {
-    if (profUsed_ == profSlots_.size()) {
-        if (profSlots_.size() >= 16384) profResolve();
-        if (profUsed_ == profSlots_.size()) {
-            ProfSlot s;
-            CUDA_CHECK(cudaEventCreate(&s.begin));
-            CUDA_CHECK(cudaEventCreate(&s.end));
-            profSlots_.push_back(std::move(s));
-        }
-    }
-    ProfSlot& s = profSlots_[profUsed_];
-    s.label = label;
-    CUDA_CHECK(cudaEventRecord(s.begin, stream_));
-    return static_cast<int>(profUsed_++);
-}
-
-void CudaBackend::profEnd(int slot) { CUDA_CHECK(cudaEventRecord(profSlots_[slot].end, stream_)); }
-
-void CudaBackend::profResolve() {
-    CUDA_CHECK(cudaStreamSynchronize(stream_));
-    for (size_t i = 0; i < profUsed_; ++i) {
-        float ms = 0;
-        CUDA_CHECK(cudaEventElapsedTime(&ms, profSlots_[i].begin, profSlots_[i].end));
-        auto& t = profTotals_[profSlots_[i].label];
-        t.first += ms;
-        t.second += 1;
-    }
-    profUsed_ = 0;
-}
-
-void CudaBackend::profPrint() {
-    profResolve();
-    std::vector<std::pair<std::string, std::pair<double, long>>> rows(profTotals_.begin(), profTotals_.end());
-    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
-    double total = 0;
-    for (const auto& r : rows) total += r.second.first;
-    std::fprintf(stderr, "cuda op profile (%s): %.1f ms in ops\n", deviceName_.c_str(), total);
-    std::fprintf(stderr, "%10s %6s %8s %10s  %s\n", "ms", "%", "calls", "us/call", "op");
-    for (const auto& r : rows)
-        std::fprintf(stderr, "%10.2f %6.2f %8ld %10.1f  %s\n", r.second.first, 100.0 * r.second.first / total,
-                     r.second.second, 1e3 * r.second.first / r.second.second, r.first.c_str());
-    profTotals_.clear();
 }
 
 // ---- memory --------------------------------------------------------------------
@@ -271,7 +212,6 @@ void CudaBackend::downloadInts(int32_t* host, const int32_t* src, size_t count) 
 }
 
 void CudaBackend::copy(float* dst, const float* src, size_t count) {
-    RELORA_PROF("copy");
     if (count == 0 || dst == src) return;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
 }
@@ -286,14 +226,6 @@ void CudaBackend::synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 void CudaBackend::gemm(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha, const float* A,
                        size_t lda, const float* B, size_t ldb, float beta, float* C, size_t ldc) {
     if (M == 0 || N == 0) return;
-    std::string label;
-    if (profile_) {
-        char buf[96];
-        std::snprintf(buf, sizeof buf, "gemm %c%c M=%zu N=%zu K=%zu%s", transA ? 'T' : 'N', transB ? 'T' : 'N', M,
-                      N, K, beta != 0.0f ? " +C" : "");
-        label = buf;
-    }
-    ProfScope prof(*this, label);
     CUBLAS_CHECK(cublasGemmEx(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N,
                               toInt(N, "N"), toInt(M, "M"), toInt(K, "K"), &alpha, B, CUDA_R_32F,
                               toInt(ldb, "ldb"), A, CUDA_R_32F, toInt(lda, "lda"), &beta, C, CUDA_R_32F,
@@ -327,11 +259,9 @@ void CudaBackend::reduce(float* out, const float* x, size_t n, bool squares, boo
     CUDA_CHECK_LAUNCH("reduce_finish_kernel");
 }
 
-void CudaBackend::sum(float* out, const float* x, size_t n) {
-    RELORA_PROF("sum"); reduce(out, x, n, false, false); }
+void CudaBackend::sum(float* out, const float* x, size_t n) { reduce(out, x, n, false, false); }
 
-void CudaBackend::sumSquaresAccumulate(float* acc, const float* x, size_t n) {
-    RELORA_PROF("sumSquares"); reduce(acc, x, n, true, true); }
+void CudaBackend::sumSquaresAccumulate(float* acc, const float* x, size_t n) { reduce(acc, x, n, true, true); }
 
 void CudaBackend::finishGradNorm(float* state, const float* acc, const float* loss, float maxNorm) {
     finish_grad_norm_kernel<<<1, 1, 0, stream_>>>(state, acc, loss, maxNorm);
@@ -340,7 +270,6 @@ void CudaBackend::finishGradNorm(float* state, const float* acc, const float* lo
 
 void CudaBackend::adamw(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1,
                         float beta2, float eps, float weightDecay, int64_t step, const float* state) {
-    RELORA_PROF("adamw");
     if (n == 0) return;
     // Bias corrections exactly as the CPU backend computes them.
     const float bc1 = 1.0f - std::pow(beta1, static_cast<float>(step));
@@ -358,7 +287,6 @@ void CudaBackend::zeroWhereZero(float* x, const float* ref, size_t n) {
 }
 
 void CudaBackend::pruneMagnitude(float* x, size_t n, float p) {
-    RELORA_PROF("pruneMagnitude");
     if (n == 0) return;
     if (n > static_cast<size_t>(INT_MAX)) throw std::runtime_error("pruneMagnitude: tensor too large");
     // Sort |x| on the device; the kernel reads the two order statistics
