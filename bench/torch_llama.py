@@ -5,7 +5,11 @@ Used by tests/parity/torch_reference.py (numerical parity, float64) and by
 bench/torch_cpu_bench.py (CPU throughput, float32).
 
 Works with torch 1.13 (Debian's /usr/bin/python3); no scaled_dot_product_attention
-there, so attention is written out explicitly with a causal mask.
+there, so attention is written out explicitly with a causal mask. On a CUDA
+device with a torch that has F.scaled_dot_product_attention (2.x), attention
+goes through SDPA (flash / memory-efficient kernels) instead: the GPU benchmark
+(bench/torch_gpu_bench.py) uses that path; CPU tensors always take the explicit
+path, so CPU numerics do not depend on the torch version.
 
 Contents
 --------
@@ -180,6 +184,9 @@ class LoRALinear(nn.Module):
         return y + self.scale * self.lora_B(self.lora_A(xa))
 
 
+_HAS_SDPA = hasattr(F, "scaled_dot_product_attention")
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -199,6 +206,10 @@ class Attention(nn.Module):
         v = self.v_proj(x).view(B, T, H, D).transpose(1, 2)
         q = apply_rope(q, cos, sin)
         k = apply_rope(k, cos, sin)
+        if _HAS_SDPA and x.is_cuda:
+            # Same function (causal softmax(q k^T / sqrt(D)) v), fused kernels.
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.o_proj(o.transpose(1, 2).reshape(B, T, C))
         scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(D))   # (B,H,T,T)
         scores = scores.masked_fill(mask, float("-inf"))
         p = torch.softmax(scores, dim=-1)

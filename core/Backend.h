@@ -80,12 +80,20 @@ public:
     virtual void rope(float* x, size_t B, size_t T, size_t H, size_t D, size_t rowStride,
                       float theta, bool inverse) = 0;
     // Causal self-attention. qkv(N, 3C) holds q|k|v per token (rope applied).
-    // out(N,C); probs(B,H,T,T) keeps softmax rows for the backward pass.
-    virtual void attentionForward(float* out, float* probs, const float* qkv,
+    // out(N,C); state(attentionStateSize floats) keeps what the backward pass
+    // needs: the softmax rows probs(B,H,T,T) by default; a flash-style backend
+    // keeps only one log-sum-exp per row (B,H,T) and recomputes the rest.
+    virtual void attentionForward(float* out, float* state, const float* qkv,
                                   size_t B, size_t T, size_t H, size_t D) = 0;
-    // dqkv(N,3C) = gradient (overwritten); dout(N,C); probs/qkv as saved.
-    virtual void attentionBackward(float* dqkv, const float* dout, const float* probs,
-                                   const float* qkv, size_t B, size_t T, size_t H, size_t D) = 0;
+    // dqkv(N,3C) = gradient (overwritten); dout(N,C); out, state and qkv as
+    // the forward pass left them.
+    virtual void attentionBackward(float* dqkv, const float* dout, const float* out,
+                                   const float* state, const float* qkv,
+                                   size_t B, size_t T, size_t H, size_t D) = 0;
+    // Floats of `state` the attention of this shape needs (at most B·H·T·T).
+    virtual size_t attentionStateSize(size_t B, size_t T, size_t H, size_t /*D*/) const {
+        return B * H * T * T;
+    }
     // out(N,F) = silu(gate) * up, with gu(N,2F) = gate|up per token.
     virtual void swigluForward(float* out, const float* gu, size_t N, size_t F) = 0;
     // dgu(N,2F) from dout(N,F) (overwritten)

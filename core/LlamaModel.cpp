@@ -65,7 +65,7 @@ LlamaModel::LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch)
         ly.h1 = alloc(N * C);
         ly.rstd1 = alloc(N);
         ly.qkvOut = alloc(N * 3 * C);
-        ly.probs = alloc(maxBatch * H * T * T);
+        ly.probs = alloc(backend_.attentionStateSize(maxBatch, T, H, C / H));
         ly.att = alloc(N * C);
         ly.xMid = alloc(N * C);
         ly.h2 = alloc(N * C);
@@ -282,7 +282,7 @@ void LlamaModel::backward() {
         be.rmsnormBackward(dResid_, ly.mlpNorm->grad, dH_, ly.xMid, ly.mlpNorm->value, ly.rstd2, N, C);
         // x_mid = x_in + o(attention(rope(qkv(norm(x_in)))))
         ly.wo.backward(be, dResid_, ly.att, dAtt_, N, 0.0f);
-        be.attentionBackward(dQkv_, dAtt_, ly.probs, ly.qkvOut, batch_, T, H, D);
+        be.attentionBackward(dQkv_, dAtt_, ly.att, ly.probs, ly.qkvOut, batch_, T, H, D);
         be.rope(dQkv_, batch_, T, H, D, 3 * C, spec_.ropeTheta, true);
         be.rope(dQkv_ + C, batch_, T, H, D, 3 * C, spec_.ropeTheta, true);
         ly.qkv.backward(be, dQkv_, ly.h1, dH_, N, 0.0f);

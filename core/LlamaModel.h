@@ -68,7 +68,7 @@ private:
         Parameter* attnNorm = nullptr;
         Parameter* mlpNorm = nullptr;
         FusedLinear qkv, wo, gateUp, down;
-        // saved activations
+        // saved activations (probs: the attention state, Backend::attentionStateSize floats)
         float *h1 = nullptr, *rstd1 = nullptr, *qkvOut = nullptr, *probs = nullptr,
               *att = nullptr, *xMid = nullptr, *h2 = nullptr, *rstd2 = nullptr,
               *gu = nullptr, *act = nullptr;

@@ -366,7 +366,7 @@ private:
     }
 
     // ---- op checks: each Backend operation on random inputs, fp32 ----------
-    void opCheck(const std::string& name, double tolerance, const OpFunction& op) {
+    void opCheck(const std::string& name, double tolerance, const OpFunction& op, bool bf16 = false) {
         check("op: " + name, tolerance, [&](SelfTestCheck& c) {
             Outputs ref, test;
             {
@@ -374,7 +374,7 @@ private:
                 ref = op(*be);
             }
             {
-                auto be = be_.test(false);
+                auto be = be_.test(bf16);
                 test = op(*be);
             }
             double worst = 0;
@@ -467,11 +467,25 @@ private:
                 be.attentionForward(out, probs, qkv, B, T, H, D);
                 float* dqkv = b.put(normalHost(N * 3 * C, 81));  // overwritten
                 const float* dout = b.put(normalHost(N * C, 82));
-                be.attentionBackward(dqkv, dout, probs, qkv, B, T, H, D);
+                be.attentionBackward(dqkv, dout, out, probs, qkv, B, T, H, D);
                 return Outputs{{"out", b.get(out, N * C)}, {"probs", b.get(probs, B * H * T * T)},
                                {"dqkv", b.get(dqkv, N * 3 * C)}};
             });
         }
+        // The test backend's bf16 mode: a flash-style backend takes its own
+        // path there (several 64-row tiles, partial last tile, D = 64).
+        opCheck("attention bf16 mode, B=2 T=150 H=2 D=64", 3e-2, [](Backend& be) {
+            Buffers b(be);
+            const size_t B = 2, T = 150, H = 2, D = 64, C = H * D, N = B * T;
+            const float* qkv = b.put(normalHost(N * 3 * C, 83));
+            float* out = b.zeros(N * C);
+            float* state = b.zeros(be.attentionStateSize(B, T, H, D));
+            be.attentionForward(out, state, qkv, B, T, H, D);
+            float* dqkv = b.put(normalHost(N * 3 * C, 84));  // overwritten
+            const float* dout = b.put(normalHost(N * C, 85));
+            be.attentionBackward(dqkv, dout, out, state, qkv, B, T, H, D);
+            return Outputs{{"out", b.get(out, N * C)}, {"dqkv", b.get(dqkv, N * 3 * C)}};
+        }, true);
         opCheck("swiglu forward/backward", kOpTolerance, [](Backend& be) {
             Buffers b(be);
             const size_t N = 50, F = 77;

@@ -1,7 +1,11 @@
-// CudaBackend: causal multi-head attention through cuBLAS strided-batched
-// products, with the softmax rows kept in probs(B,H,T,T) as the CPU backend
-// keeps them. (A flash-style kernel that never stores probs comes later.)
+// CudaBackend: causal multi-head attention.
 //
+// bf16 mode with head width 32 or 64: flash-style kernels
+// (kernels/flash_attention.cuh) on bf16 tensor cores; the saved state is one
+// log-sum-exp per score row (B,H,T), never the (B,H,T,T) probabilities.
+//
+// fp32 mode (and other head widths): cuBLAS strided-batched products, with
+// the softmax rows kept in probs(B,H,T,T) as the CPU backend keeps them.
 // q, k, v of head h of sequence b are (T, D) row blocks of qkv(N, 3C) with
 // row stride 3C, at offsets b·T·3C + h·D (+C for k, +2C for v). One strided
 // batch cannot cover both b and h (their strides differ), so the products
@@ -9,6 +13,7 @@
 #include "gpu/CudaBackendImpl.h"
 
 #include "gpu/kernels/common.cuh"
+#include "gpu/kernels/flash_attention.cuh"
 #include "gpu/kernels/softmax.cuh"
 
 #include <cmath>
@@ -35,7 +40,18 @@ HeadBatching headBatching(size_t B, size_t T, size_t H, size_t D) {
 
 void CudaBackend::attentionForward(float* out, float* probs, const float* qkv, size_t B, size_t T, size_t H,
                                    size_t D) {
+    RELORA_PROF("attentionForward");
     if (B * T * H * D == 0) return;
+    if (flashAttention(D)) {
+        // probs is the (B,H,T) log-sum-exp state here.
+        const dim3 grid(static_cast<unsigned>((T + flash::kTile - 1) / flash::kTile), static_cast<unsigned>(B * H));
+        const float scaleLog2 = flash::kLog2e / std::sqrt(static_cast<float>(D));
+        const int t = static_cast<int>(T), h = static_cast<int>(H);
+        if (D == 64) flash::flash_forward_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(out, probs, qkv, t, h, scaleLog2);
+        else flash::flash_forward_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(out, probs, qkv, t, h, scaleLog2);
+        CUDA_CHECK_LAUNCH("flash_forward_kernel");
+        return;
+    }
     const size_t C = H * D, ld = 3 * C;
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
     const HeadBatching hb = headBatching(B, T, H, D);
@@ -56,9 +72,33 @@ void CudaBackend::attentionForward(float* out, float* probs, const float* qkv, s
     }
 }
 
-void CudaBackend::attentionBackward(float* dqkv, const float* dout, const float* probs, const float* qkv,
-                                    size_t B, size_t T, size_t H, size_t D) {
+void CudaBackend::attentionBackward(float* dqkv, const float* dout, const float* out, const float* probs,
+                                    const float* qkv, size_t B, size_t T, size_t H, size_t D) {
+    RELORA_PROF("attentionBackward");
     if (B * T * H * D == 0) return;
+    if (flashAttention(D)) {
+        auto* delta = static_cast<float*>(ensure(attentionDelta_, B * H * T * sizeof(float)));
+        const int b = static_cast<int>(B), t = static_cast<int>(T), h = static_cast<int>(H), d = static_cast<int>(D);
+        flash::flash_delta_kernel<<<gridFor(B * H * T * 32), kThreads, 0, stream_>>>(delta, dout, out, b, t, h, d);
+        CUDA_CHECK_LAUNCH("flash_delta_kernel");
+        const dim3 grid(static_cast<unsigned>((T + flash::kTile - 1) / flash::kTile), static_cast<unsigned>(B * H));
+        const float scale = 1.0f / std::sqrt(static_cast<float>(D)), scaleLog2 = flash::kLog2e * scale;
+        if (D == 64) {
+            flash::flash_backward_dkdv_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(dqkv, dout, qkv, probs, delta,
+                                                                                           t, h, scale, scaleLog2);
+            CUDA_CHECK_LAUNCH("flash_backward_dkdv_kernel");
+            flash::flash_backward_dq_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(dqkv, dout, qkv, probs, delta,
+                                                                                         t, h, scale, scaleLog2);
+        } else {
+            flash::flash_backward_dkdv_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(dqkv, dout, qkv, probs, delta,
+                                                                                           t, h, scale, scaleLog2);
+            CUDA_CHECK_LAUNCH("flash_backward_dkdv_kernel");
+            flash::flash_backward_dq_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(dqkv, dout, qkv, probs, delta,
+                                                                                         t, h, scale, scaleLog2);
+        }
+        CUDA_CHECK_LAUNCH("flash_backward_dq_kernel");
+        return;
+    }
     const size_t C = H * D, ld = 3 * C;
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
     const HeadBatching hb = headBatching(B, T, H, D);

@@ -7,6 +7,7 @@
 #include "core/BackendRegistry.h"
 #include "gpu/kernels/adamw.cuh"
 #include "gpu/kernels/common.cuh"
+#include "gpu/kernels/convert.cuh"
 #include "gpu/kernels/prune.cuh"
 #include "gpu/kernels/reduce.cuh"
 
@@ -16,6 +17,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -75,6 +77,9 @@ void registerCudaBackend() {
 // ---- lifetime ----------------------------------------------------------------
 
 CudaBackend::CudaBackend(const BackendOptions& options) : bf16_(options.bf16MatMul) {
+    if (const char* env = std::getenv("RELORA_CUDA_PROFILE")) profile_ = env[0] != '\0' && env[0] != '0';
+    // Downloads before the profile starts counting (a training step makes two).
+    if (const char* env = std::getenv("RELORA_CUDA_PROFILE_SKIP_DOWNLOADS")) profSkipDownloads_ = std::atol(env);
     try {
         CUDA_CHECK(cudaSetDevice(device_));
         cudaDeviceProp prop{};
@@ -105,6 +110,17 @@ CudaBackend::~CudaBackend() { destroy(); }
 
 void CudaBackend::destroy() noexcept {
     if (stream_) cudaStreamSynchronize(stream_);
+    if (profile_) {
+        try {
+            profPrint();
+        } catch (...) {
+        }
+        for (auto& s : profSlots_) {
+            cudaEventDestroy(s.begin);
+            cudaEventDestroy(s.end);
+        }
+        profSlots_.clear();
+    }
     if (cusolver_) cusolverDnDestroy(cusolver_);
     if (cublas_) cublasDestroy(cublas_);
     for (auto& [ptr, bytes] : sizes_) cudaFree(ptr);  // scratch, and anything not released
@@ -117,6 +133,52 @@ void CudaBackend::destroy() noexcept {
     staging_ = nullptr;
     stagingFree_ = nullptr;
     stream_ = nullptr;
+}
+
+// ---- op profile ------------------------------------------------------------------
+
+int CudaBackend::profBegin(const std::string& label) {
+    if (profUsed_ == profSlots_.size()) {
+        if (profSlots_.size() >= 16384) profResolve();
+        if (profUsed_ == profSlots_.size()) {
+            ProfSlot s;
+            CUDA_CHECK(cudaEventCreate(&s.begin));
+            CUDA_CHECK(cudaEventCreate(&s.end));
+            profSlots_.push_back(std::move(s));
+        }
+    }
+    ProfSlot& s = profSlots_[profUsed_];
+    s.label = label;
+    CUDA_CHECK(cudaEventRecord(s.begin, stream_));
+    return static_cast<int>(profUsed_++);
+}
+
+void CudaBackend::profEnd(int slot) { CUDA_CHECK(cudaEventRecord(profSlots_[slot].end, stream_)); }
+
+void CudaBackend::profResolve() {
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    for (size_t i = 0; i < profUsed_; ++i) {
+        float ms = 0;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, profSlots_[i].begin, profSlots_[i].end));
+        auto& t = profTotals_[profSlots_[i].label];
+        t.first += ms;
+        t.second += 1;
+    }
+    profUsed_ = 0;
+}
+
+void CudaBackend::profPrint() {
+    profResolve();
+    std::vector<std::pair<std::string, std::pair<double, long>>> rows(profTotals_.begin(), profTotals_.end());
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+    double total = 0;
+    for (const auto& r : rows) total += r.second.first;
+    std::fprintf(stderr, "cuda op profile (%s): %.1f ms in ops\n", deviceName_.c_str(), total);
+    std::fprintf(stderr, "%10s %6s %8s %10s  %s\n", "ms", "%", "calls", "us/call", "op");
+    for (const auto& r : rows)
+        std::fprintf(stderr, "%10.2f %6.2f %8ld %10.1f  %s\n", r.second.first, 100.0 * r.second.first / total,
+                     r.second.second, 1e3 * r.second.first / r.second.second, r.first.c_str());
+    profTotals_.clear();
 }
 
 // ---- memory --------------------------------------------------------------------
@@ -201,6 +263,12 @@ void CudaBackend::uploadInts(int32_t* dst, const int32_t* host, size_t count) {
 
 void CudaBackend::download(float* host, const float* src, size_t count) {
     if (count == 0) return;
+    if (profile_ && ++profDownloads_ == profSkipDownloads_) {
+        // End of the warm-up: drop what was timed so far (first launches load
+        // modules and pick algorithms; they are no steady-state cost).
+        profResolve();
+        profTotals_.clear();
+    }
     CUDA_CHECK(cudaMemcpyAsync(host, src, count * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
@@ -212,6 +280,7 @@ void CudaBackend::downloadInts(int32_t* host, const int32_t* src, size_t count) 
 }
 
 void CudaBackend::copy(float* dst, const float* src, size_t count) {
+    RELORA_PROF("copy");
     if (count == 0 || dst == src) return;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
 }
@@ -226,6 +295,34 @@ void CudaBackend::synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 void CudaBackend::gemm(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha, const float* A,
                        size_t lda, const float* B, size_t ldb, float beta, float* C, size_t ldc) {
     if (M == 0 || N == 0) return;
+    std::string label;
+    if (profile_) {
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "gemm %c%c M=%zu N=%zu K=%zu%s", transA ? 'T' : 'N', transB ? 'T' : 'N', M,
+                      N, K, beta != 0.0f ? " +C" : "");
+        label = buf;
+    }
+    ProfScope prof(*this, label);
+    // bf16 mode: round both operands to bf16 once, with our own kernel, and
+    // give cuBLAS bf16 inputs (fp32 accumulation and output). Products with a
+    // huge operand (the output head's (N,V) gradient) keep cuBLAS's own
+    // conversion rather than a scratch copy of that size.
+    const size_t rowsA = transA ? K : M, colsA = transA ? M : K;
+    const size_t rowsB = transB ? N : K, colsB = transB ? K : N;
+    constexpr size_t kMaxConvert = size_t{64} << 20;  // elements
+    if (bf16_ && rowsA * colsA <= kMaxConvert && rowsB * colsB <= kMaxConvert) {
+        auto* a16 = static_cast<__nv_bfloat16*>(ensure(gemmA16_, rowsA * colsA * sizeof(__nv_bfloat16)));
+        auto* b16 = static_cast<__nv_bfloat16*>(ensure(gemmB16_, rowsB * colsB * sizeof(__nv_bfloat16)));
+        to_bf16_kernel<<<gridFor(rowsA * colsA / 4 + 1), kThreads, 0, stream_>>>(a16, A, rowsA, colsA, lda);
+        CUDA_CHECK_LAUNCH("to_bf16_kernel");
+        to_bf16_kernel<<<gridFor(rowsB * colsB / 4 + 1), kThreads, 0, stream_>>>(b16, B, rowsB, colsB, ldb);
+        CUDA_CHECK_LAUNCH("to_bf16_kernel");
+        CUBLAS_CHECK(cublasGemmEx(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                  toInt(N, "N"), toInt(M, "M"), toInt(K, "K"), &alpha, b16, CUDA_R_16BF,
+                                  toInt(colsB, "ldb"), a16, CUDA_R_16BF, toInt(colsA, "lda"), &beta, C, CUDA_R_32F,
+                                  toInt(ldc, "ldc"), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        return;
+    }
     CUBLAS_CHECK(cublasGemmEx(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N,
                               toInt(N, "N"), toInt(M, "M"), toInt(K, "K"), &alpha, B, CUDA_R_32F,
                               toInt(ldb, "ldb"), A, CUDA_R_32F, toInt(lda, "lda"), &beta, C, CUDA_R_32F,
@@ -259,9 +356,11 @@ void CudaBackend::reduce(float* out, const float* x, size_t n, bool squares, boo
     CUDA_CHECK_LAUNCH("reduce_finish_kernel");
 }
 
-void CudaBackend::sum(float* out, const float* x, size_t n) { reduce(out, x, n, false, false); }
+void CudaBackend::sum(float* out, const float* x, size_t n) {
+    RELORA_PROF("sum"); reduce(out, x, n, false, false); }
 
-void CudaBackend::sumSquaresAccumulate(float* acc, const float* x, size_t n) { reduce(acc, x, n, true, true); }
+void CudaBackend::sumSquaresAccumulate(float* acc, const float* x, size_t n) {
+    RELORA_PROF("sumSquares"); reduce(acc, x, n, true, true); }
 
 void CudaBackend::finishGradNorm(float* state, const float* acc, const float* loss, float maxNorm) {
     finish_grad_norm_kernel<<<1, 1, 0, stream_>>>(state, acc, loss, maxNorm);
@@ -270,6 +369,7 @@ void CudaBackend::finishGradNorm(float* state, const float* acc, const float* lo
 
 void CudaBackend::adamw(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1,
                         float beta2, float eps, float weightDecay, int64_t step, const float* state) {
+    RELORA_PROF("adamw");
     if (n == 0) return;
     // Bias corrections exactly as the CPU backend computes them.
     const float bc1 = 1.0f - std::pow(beta1, static_cast<float>(step));
@@ -287,6 +387,7 @@ void CudaBackend::zeroWhereZero(float* x, const float* ref, size_t n) {
 }
 
 void CudaBackend::pruneMagnitude(float* x, size_t n, float p) {
+    RELORA_PROF("pruneMagnitude");
     if (n == 0) return;
     if (n > static_cast<size_t>(INT_MAX)) throw std::runtime_error("pruneMagnitude: tensor too large");
     // Sort |x| on the device; the kernel reads the two order statistics

@@ -6,8 +6,12 @@
 // is peakMemoryBytes(). Scratch buffers (attention backward, RMSNorm partial
 // sums, sort space) are cached by size and reused, so a training step never
 // allocates once the first step has run. Matrix products go to cuBLAS:
-// bf16 operands with fp32 accumulation (CUBLAS_COMPUTE_32F_FAST_16BF) when
-// BackendOptions::bf16MatMul, plain fp32 (no TF32) otherwise. Reductions use
+// with BackendOptions::bf16MatMul, both operands are rounded to bf16 by our
+// own kernel into scratch and multiplied with fp32 accumulation (products
+// with an operand over 64 Mi elements, the output head's, let cuBLAS convert:
+// CUBLAS_COMPUTE_32F_FAST_16BF); plain fp32 (no TF32) otherwise. In bf16 mode
+// attention is flash-style (CudaAttention.cu). RELORA_CUDA_PROFILE=1 times
+// every op with events and prints a table at destruction. Reductions use
 // fixed launch shapes and no float atomics, so results are bit-reproducible.
 #pragma once
 
@@ -18,6 +22,7 @@
 #include <cuda_runtime.h>
 #include <cusolverDn.h>
 
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -69,8 +74,13 @@ public:
               float theta, bool inverse) override;
     void attentionForward(float* out, float* probs, const float* qkv,
                           size_t B, size_t T, size_t H, size_t D) override;
-    void attentionBackward(float* dqkv, const float* dout, const float* probs,
+    void attentionBackward(float* dqkv, const float* dout, const float* out, const float* probs,
                            const float* qkv, size_t B, size_t T, size_t H, size_t D) override;
+    size_t attentionStateSize(size_t B, size_t T, size_t H, size_t D) const override {
+        return flashAttention(D) ? B * H * T : B * H * T * T;
+    }
+    // bf16 mode and a head width the flash kernels are built for.
+    bool flashAttention(size_t D) const { return bf16_ && (D == 32 || D == 64); }
     void swigluForward(float* out, const float* gu, size_t N, size_t F) override;
     void swigluBackward(float* dgu, const float* dout, const float* gu,
                         size_t N, size_t F) override;
@@ -90,7 +100,15 @@ public:
 
     std::vector<float> singularValues(const float* a, size_t rows, size_t cols) override;
 
+    // Op profile (RELORA_CUDA_PROFILE=1): device time per Backend op label,
+    // measured with events around each op; printed to stderr at destruction.
+    bool profiling() const { return profile_; }
+    int profBegin(const std::string& label);
+    void profEnd(int slot);
+
 private:
+    void profResolve();
+    void profPrint();
     // A device buffer that only grows: reused by every call that fits.
     struct Scratch {
         void* ptr = nullptr;
@@ -125,8 +143,10 @@ private:
     size_t liveBytes_ = 0, peakBytes_ = 0;
 
     Scratch cublasWorkspace_;
+    Scratch gemmA16_, gemmB16_;  // bf16 copies of the operands of one product
     Scratch reducePartials_;     // (kReduceBlocks) doubles
     Scratch attentionDP_;        // (B,H,T,T) dP / dS of the attention backward
+    Scratch attentionDelta_;     // (B,H,T) rowsum(dO ⊙ O) of the flash backward
     Scratch rmsPartials_;        // (blocks, C) per-block dw partial sums
     Scratch sortKeys_, sortValuesIn_, sortValuesOut_, sortKeysOut_, sortTemp_;  // embedding backward
     Scratch pruneMag_, pruneSorted_, pruneTemp_;  // magnitude pruning
@@ -140,6 +160,37 @@ private:
     cudaEvent_t stagingFree_ = nullptr;  // recorded after the last copy out of staging_
     size_t ropeT_ = 0, ropeD_ = 0;
     float ropeTheta_ = 0;
+
+    bool profile_ = false;
+    struct ProfSlot {
+        std::string label;
+        cudaEvent_t begin = nullptr, end = nullptr;
+    };
+    std::vector<ProfSlot> profSlots_;
+    size_t profUsed_ = 0;
+    long profDownloads_ = 0, profSkipDownloads_ = 0;
+    std::map<std::string, std::pair<double, long>> profTotals_;  // label -> (ms, calls)
 };
+
+// Times the enclosing Backend op when profiling is on (no cost otherwise).
+class ProfScope {
+public:
+    ProfScope(CudaBackend& be, const char* label) : be_(be) {
+        if (be_.profiling()) slot_ = be_.profBegin(label);
+    }
+    ProfScope(CudaBackend& be, const std::string& label) : be_(be) {
+        if (be_.profiling()) slot_ = be_.profBegin(label);
+    }
+    ~ProfScope() {
+        if (slot_ >= 0) be_.profEnd(slot_);
+    }
+    ProfScope(const ProfScope&) = delete;
+    ProfScope& operator=(const ProfScope&) = delete;
+
+private:
+    CudaBackend& be_;
+    int slot_ = -1;
+};
+#define RELORA_PROF(label) ::relora::gpu::ProfScope relora_prof_scope_(*this, label)
 
 }  // namespace relora::gpu

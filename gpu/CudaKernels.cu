@@ -20,24 +20,28 @@
 namespace relora::gpu {
 
 void CudaBackend::fill(float* x, float value, size_t count) {
+    RELORA_PROF("fill");
     if (count == 0) return;
     fill_kernel<<<gridFor(count), kThreads, 0, stream_>>>(x, value, count);
     CUDA_CHECK_LAUNCH("fill_kernel");
 }
 
 void CudaBackend::axpy(float* y, float alpha, const float* x, size_t n) {
+    RELORA_PROF("axpy");
     if (n == 0) return;
     axpy_kernel<<<gridFor(n), kThreads, 0, stream_>>>(y, alpha, x, n);
     CUDA_CHECK_LAUNCH("axpy_kernel");
 }
 
 void CudaBackend::scale(float* x, float alpha, size_t n) {
+    RELORA_PROF("scale");
     if (n == 0) return;
     scale_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, alpha, n);
     CUDA_CHECK_LAUNCH("scale_kernel");
 }
 
 void CudaBackend::multiply(float* out, const float* a, const float* b, size_t n) {
+    RELORA_PROF("multiply");
     if (n == 0) return;
     multiply_kernel<<<gridFor(n), kThreads, 0, stream_>>>(out, a, b, n);
     CUDA_CHECK_LAUNCH("multiply_kernel");
@@ -63,6 +67,7 @@ void CudaBackend::dropoutMask(float* mask, size_t n, float p, uint64_t seed) {
 }
 
 void CudaBackend::pruneRandom(float* x, size_t n, float p, uint64_t seed) {
+    RELORA_PROF("pruneRandom");
     if (n == 0) return;
     prune_random_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, n, p, seed);
     CUDA_CHECK_LAUNCH("prune_random_kernel");
@@ -70,6 +75,7 @@ void CudaBackend::pruneRandom(float* x, size_t n, float p, uint64_t seed) {
 
 void CudaBackend::embeddingForward(float* out, const int32_t* tokens, const float* table, size_t N,
                                    size_t C) {
+    RELORA_PROF("embeddingForward");
     if (N == 0 || C == 0) return;
     embedding_forward_kernel<<<gridFor(N * C), kThreads, 0, stream_>>>(out, tokens, table, N, C);
     CUDA_CHECK_LAUNCH("embedding_forward_kernel");
@@ -77,6 +83,7 @@ void CudaBackend::embeddingForward(float* out, const int32_t* tokens, const floa
 
 void CudaBackend::embeddingBackward(float* dtable, const float* dout, const int32_t* tokens, size_t N,
                                     size_t C) {
+    RELORA_PROF("embeddingBackward");
     if (N == 0 || C == 0) return;
     if (N > static_cast<size_t>(INT32_MAX)) throw std::runtime_error("embeddingBackward: too many tokens");
     const int n = static_cast<int>(N);
@@ -101,6 +108,7 @@ void CudaBackend::embeddingBackward(float* dtable, const float* dout, const int3
 
 void CudaBackend::rmsnormForward(float* out, float* rstd, const float* x, const float* w, size_t N, size_t C,
                                  float eps) {
+    RELORA_PROF("rmsnormForward");
     if (N == 0) return;
     // One warp per row, kThreads/32 rows per block.
     rmsnorm_forward_kernel<<<gridFor(N * 32), kThreads, 0, stream_>>>(out, rstd, x, w, N, C, eps);
@@ -109,6 +117,7 @@ void CudaBackend::rmsnormForward(float* out, float* rstd, const float* x, const 
 
 void CudaBackend::rmsnormBackward(float* dx, float* dw, const float* dout, const float* x, const float* w,
                                   const float* rstd, size_t N, size_t C) {
+    RELORA_PROF("rmsnormBackward");
     if (N == 0 || C == 0) return;
     // Shared memory holds one C-wide dw row per warp: as many warps as fit
     // in 48 KiB, at most 8.
@@ -132,6 +141,7 @@ void CudaBackend::rmsnormBackward(float* dx, float* dw, const float* dout, const
 
 void CudaBackend::rope(float* x, size_t B, size_t T, size_t H, size_t D, size_t rowStride, float theta,
                        bool inverse) {
+    RELORA_PROF("rope");
     const size_t half = D / 2;
     if (B * T * H * half == 0) return;
     if (ropeT_ != T || ropeD_ != D || ropeTheta_ != theta) {
@@ -159,12 +169,14 @@ void CudaBackend::rope(float* x, size_t B, size_t T, size_t H, size_t D, size_t 
 }
 
 void CudaBackend::swigluForward(float* out, const float* gu, size_t N, size_t F) {
+    RELORA_PROF("swigluForward");
     if (N * F == 0) return;
     swiglu_forward_kernel<<<gridFor(N * F), kThreads, 0, stream_>>>(out, gu, N, F);
     CUDA_CHECK_LAUNCH("swiglu_forward_kernel");
 }
 
 void CudaBackend::swigluBackward(float* dgu, const float* dout, const float* gu, size_t N, size_t F) {
+    RELORA_PROF("swigluBackward");
     if (N * F == 0) return;
     swiglu_backward_kernel<<<gridFor(N * F), kThreads, 0, stream_>>>(dgu, dout, gu, N, F);
     CUDA_CHECK_LAUNCH("swiglu_backward_kernel");
@@ -172,6 +184,7 @@ void CudaBackend::swigluBackward(float* dgu, const float* dout, const float* gu,
 
 void CudaBackend::crossEntropy(float* dlogits, float* losses, const float* logits, const int32_t* targets,
                                size_t N, size_t V, float gradScale) {
+    RELORA_PROF("crossEntropy");
     if (N == 0) return;
     const unsigned blocks = static_cast<unsigned>(std::min<size_t>(N, 65535));
     const int threads = V >= 4096 ? 512 : 256;

@@ -1,6 +1,7 @@
 // The run database from the command line: run, list, show, metrics, compare,
 // export, delete; Ctrl-C and kill -9 followed by `resume`, whose losses are
 // bit-identical to those of an uninterrupted run across ReLoRA restarts.
+#include <QElapsedTimer>
 #include <QProcess>
 #include <QTemporaryDir>
 #include <QtTest>
@@ -36,7 +37,9 @@ public:
         if (!p.waitForStarted()) return -1;
         QByteArray err;
         const QByteArray marker = "step " + QByteArray::number(afterStep) + "/";
-        for (int i = 0; i < 1200 && !err.contains(marker) && p.state() == QProcess::Running; ++i) {
+        QElapsedTimer waited;  // generous: a loaded CI machine trains slowly
+        waited.start();
+        while (!err.contains(marker) && p.state() == QProcess::Running && waited.elapsed() < 600000) {
             p.waitForReadyRead(100);
             err += p.readAllStandardError();
         }

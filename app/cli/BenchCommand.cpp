@@ -23,7 +23,8 @@ int benchCommand(const std::vector<std::string>& args) {
     if (steps < 2 || warmup < 0) throw UsageError("--steps must be at least 2 and --warmup not negative");
 
     if (!a.flag("json"))
-        std::printf("%-8s %-8s %12s %10s  %s\n", "method", "preset", "tokens/s", "ms/step", "device");
+        std::printf("%-8s %-8s %12s %10s %10s  %s\n", "method", "preset", "tokens/s", "ms/step", "peak MiB",
+                    "device");
     for (Method method : methods) {
         const std::string preset = a.valueOr("preset", "tiny");
         RunSpec spec = defaultSpec(method, preset);
@@ -52,15 +53,17 @@ int benchCommand(const std::vector<std::string>& args) {
         for (double s : seconds) total += s;
         const double mean = total / steps;
         const double tps = static_cast<double>(trainer.tokensPerStep()) / mean;
+        backend->synchronize();
+        const double peakMiB = static_cast<double>(backend->peakMemoryBytes()) / (1024.0 * 1024.0);
         if (a.flag("json"))
             std::printf("{\"impl\":\"relora\",\"method\":\"%s\",\"preset\":\"%s\",\"tokens_per_s\":%.1f,"
-                        "\"step_ms\":%.2f,\"backend\":\"%s\",\"device\":\"%s\",\"batch\":%d,\"context\":%d}\n",
-                        toString(method).c_str(), preset.c_str(), tps, mean * 1e3,
+                        "\"step_ms\":%.2f,\"peak_mib\":%.1f,\"backend\":\"%s\",\"device\":\"%s\",\"batch\":%d,\"context\":%d}\n",
+                        toString(method).c_str(), preset.c_str(), tps, mean * 1e3, peakMiB,
                         backend->name().c_str(), backend->deviceName().c_str(), spec.train.batch,
                         spec.model.context);
         else
-            std::printf("%-8s %-8s %12.0f %10.1f  %s\n", toString(method).c_str(), preset.c_str(), tps,
-                        mean * 1e3, backend->deviceName().c_str());
+            std::printf("%-8s %-8s %12.0f %10.1f %10.0f  %s\n", toString(method).c_str(), preset.c_str(), tps,
+                        mean * 1e3, peakMiB, backend->deviceName().c_str());
         std::fflush(stdout);
     }
     return 0;

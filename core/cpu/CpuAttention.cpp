@@ -69,7 +69,7 @@ void CpuBackend::attentionForward(float* out, float* probs, const float* qkv, si
     }
 }
 
-void CpuBackend::attentionBackward(float* dqkv, const float* dout, const float* probs,
+void CpuBackend::attentionBackward(float* dqkv, const float* dout, const float* /*out*/, const float* probs,
                                    const float* qkv, size_t B, size_t T, size_t H, size_t D) {
     const size_t C = H * D, ld = 3 * C;
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));

@@ -53,7 +53,7 @@ public:
               float theta, bool inverse) override;
     void attentionForward(float* out, float* probs, const float* qkv,
                           size_t B, size_t T, size_t H, size_t D) override;
-    void attentionBackward(float* dqkv, const float* dout, const float* probs,
+    void attentionBackward(float* dqkv, const float* dout, const float* out, const float* probs,
                            const float* qkv, size_t B, size_t T, size_t H, size_t D) override;
     void swigluForward(float* out, const float* gu, size_t N, size_t F) override;
     void swigluBackward(float* dgu, const float* dout, const float* gu,
