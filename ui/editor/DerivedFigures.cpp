@@ -1,0 +1,90 @@
+#include "ui/editor/DerivedFigures.h"
+
+#include "core/LlamaModel.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace relora::ui {
+namespace {
+
+constexpr double kFloat = 4;   // bytes: the engine keeps float32 everywhere
+
+// Matrix parameters a token passes through (the embedding is a lookup).
+double matrixParameters(const ModelSpec& m) {
+    const double C = m.dModel, F = m.dFF;
+    return m.layers * (4 * C * C + 3 * C * F) + static_cast<double>(m.vocab) * C;
+}
+
+// Forward + backward operations of one token. A trained matrix costs 6 per
+// parameter (forward, input gradient, weight gradient); a frozen one 4 (no
+// weight gradient); causal attention 2·T·C per layer forward (QKᵀ and PV,
+// half the square), three times that with its backward.
+double flopsPerToken(const RunSpec& spec, bool lowRank) {
+    const ModelSpec& m = spec.model;
+    double frozen = 0, adapters = 0;
+    if (lowRank && spec.isLowRank()) {
+        for (TargetMatrix t : spec.method.targets) {
+            const auto [out, in] = matrixShape(m, t);
+            frozen += static_cast<double>(m.layers) * out * in;
+            adapters += static_cast<double>(m.layers) * spec.method.rank * (out + in);
+        }
+    }
+    const double trained = matrixParameters(m) - frozen + adapters;
+    const double attention = 2.0 * m.context * m.dModel * m.layers;
+    return 6 * trained + 4 * frozen + 3 * attention;
+}
+
+// The buffers LlamaModel keeps for a batch: per layer its saved activations
+// (N·(7C + 3F) and the B·H·T² attention probabilities), the residual
+// streams, the logits and the backward pass's work buffers.
+double activationFloats(const RunSpec& spec) {
+    const ModelSpec& m = spec.model;
+    const double B = spec.train.batch, T = m.context, C = m.dModel, F = m.dFF, N = B * T;
+    const double perLayer = N * (7 * C + 3 * F) + B * m.heads * T * T;
+    return m.layers * perLayer + (m.layers + 1) * N * C + N * m.vocab + N * (6 * C + 3 * F);
+}
+
+double targetFloats(const RunSpec& spec) {
+    double total = 0;
+    for (TargetMatrix t : spec.method.targets) {
+        const auto [out, in] = matrixShape(spec.model, t);
+        total += static_cast<double>(spec.model.layers) * out * in;
+    }
+    return total;
+}
+
+}  // namespace
+
+double assumedFlopsPerSecond(const char* device) {
+    // A laptop core sustains a few tens of GFLOP/s in float32 BLAS; a data
+    // centre GPU in bf16 some hundred TFLOP/s, of which small models use a part.
+    return std::strcmp(device, "cuda") == 0 ? 5e13 : 2e10;
+}
+
+DerivedFigures deriveFigures(const RunSpec& spec, double flopsPerSecond) {
+    DerivedFigures f;
+    const bool relora = spec.method.kind == Method::ReLoRA;
+    const bool warmStart = relora && spec.relora.warmStartSteps > 0;
+    f.counts = expectedCounts(spec, true);
+    if (warmStart) f.warmStart = expectedCounts(spec, false);
+    const double trainable = static_cast<double>(std::max(f.counts.trainable, f.warmStart ? f.warmStart->trainable : 0));
+    f.optimizerBytes = 2 * trainable * kFloat;
+    const double total = static_cast<double>(f.counts.total);
+    // ΔW is measured against a copy of every target matrix (UpdateTracker).
+    f.memoryBytes = kFloat * (total + trainable + 2 * trainable + targetFloats(spec) + activationFloats(spec));
+
+    const double tokens = static_cast<double>(spec.train.batch) * spec.model.context;
+    const double steps = spec.train.steps;
+    const double warmSteps = warmStart ? std::min<double>(spec.relora.warmStartSteps, steps) : 0;
+    f.flopsPerStep = tokens * flopsPerToken(spec, true);
+    const double training = tokens * (warmSteps * flopsPerToken(spec, false) +
+                                      (steps - warmSteps) * flopsPerToken(spec, true));
+    // An evaluation runs eval_batches forward passes (a third of a step each).
+    const double evaluations = spec.train.evalInterval > 0 ? steps / spec.train.evalInterval + 1 : 1;
+    const double evaluation = evaluations * spec.train.evalBatches * tokens * flopsPerToken(spec, false) / 3;
+    f.seconds = flopsPerSecond > 0 ? (training + evaluation) / flopsPerSecond : 0;
+    return f;
+}
+
+}  // namespace relora::ui
