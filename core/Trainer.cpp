@@ -221,6 +221,10 @@ double Trainer::validationLoss() {
     return count ? total / static_cast<double>(count) : std::nan("");
 }
 
+double Trainer::wallSeconds() const {
+    return std::chrono::duration<double>(Clock::now() - started_).count();
+}
+
 Evaluation Trainer::evaluate() {
     Evaluation e;
     e.step = step_;
@@ -257,7 +261,7 @@ Evaluation Trainer::evaluate() {
         points.push_back({"rank_stable/" + kind, step_, k[1] / k[3]});
         points.push_back({"rank_thr/" + kind, step_, k[2] / k[3]});
     }
-    sink_->metrics(points, 0);
+    sink_->metrics(points, wallSeconds());
     return e;
 }
 
@@ -318,8 +322,7 @@ void Trainer::restore(const CheckpointData& d) {
 RunOutcome Trainer::run(TrainerControl& control,
                         const std::function<void(const StepResult&)>& progress) {
     RunOutcome outcome;
-    const auto runStart = Clock::now();
-    const auto wall = [&] { return std::chrono::duration<double>(Clock::now() - runStart).count(); };
+    started_ = Clock::now();
     const auto recordEvaluation = [&] {
         const Evaluation e = evaluate();
         outcome.finalValidationLoss = e.validationLoss;
@@ -352,7 +355,7 @@ RunOutcome Trainer::run(TrainerControl& control,
                                 {"grad_norm", r.step, r.gradNorm},
                                 {"tokens_per_s", r.step, tokens / r.seconds},
                                 {"step_ms", r.step, r.seconds * 1e3}},
-                               wall());
+                               wallSeconds());
             }
             if (progress) progress(r);
             if (r.step % spec_.train.evalInterval == 0 || r.step == spec_.train.steps) recordEvaluation();
@@ -363,7 +366,7 @@ RunOutcome Trainer::run(TrainerControl& control,
         if (outcome.status.empty()) {
             outcome.status = "finished";
             char text[64];
-            std::snprintf(text, sizeof text, "trained %d steps in %.1f s", step_, wall());
+            std::snprintf(text, sizeof text, "trained %d steps in %.1f s", step_, wallSeconds());
             outcome.message = text;
         }
     } catch (const std::exception& e) {

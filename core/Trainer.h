@@ -17,6 +17,7 @@
 #include "core/UpdateTracker.h"
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -126,6 +127,9 @@ private:
     float* normState_ = nullptr;   // (3) norm, clip factor, skip flag
     int step_ = 0;
     int restartCount_ = 0;
+    // Wall-clock origin of the metrics' `wall` values: the start of run().
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+    double wallSeconds() const;
     std::vector<int32_t> hostInputs_, hostTargets_;
 };
 
