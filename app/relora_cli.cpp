@@ -35,6 +35,17 @@ commands:
   delete RUN [--yes]      a run's rows, checkpoints and snapshots (asks first)
   export RUN [--step N] -o FILE.h5
                           the run's weights as an HDF5 snapshot (Hugging Face names)
+  headline [--preset tiny|60m|130m] [--steps N] [--warm-start 0.25] [--corpus PATH]
+           [--backend B] [--threads N] [--set key=value ...] [--db FILE]
+                          the headline experiment: full-rank, LoRA, ReLoRA and ReLoRA with a
+                          full-rank warm start, matched (seed, data, model, steps, LR), one
+                          after another; prints the comparison and a verdict on the ordering
+                          the ReLoRA paper reports
+  sweep [SPEC.json] [--fractions 0,0.1,0.25,0.5] [--preset P] [--steps N] [--corpus PATH]
+        [--backend B] [--threads N] [--set key=value ...] [--db FILE]
+                          ReLoRA runs that switch from full-rank after those fractions of the
+                          steps (1 = full-rank throughout); prints final validation loss
+                          against the switch point as a table and a plot
   spec --method full|lora|relora --preset tiny|60m|130m [--set key=value ...]
                           print a complete default run spec (JSON)
   validate SPEC.json [--set key=value ...] [--no-corpus-check]
@@ -70,6 +81,8 @@ int main(int argc, char** argv) {
         {"spec", relora::cli::specCommand},
         {"validate", relora::cli::validateCommand},
         {"bench", relora::cli::benchCommand},
+        {"headline", relora::cli::headlineCommand},
+        {"sweep", relora::cli::sweepCommand},
         {"selftest", relora::cli::selftestCommand},
     };
     if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "help") {

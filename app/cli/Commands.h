@@ -5,8 +5,14 @@
 #include "app/cli/Arguments.h"
 #include "core/RunSpec.h"
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+namespace relora {
+struct CheckpointData;
+}
 
 namespace relora::cli {
 
@@ -21,6 +27,8 @@ int compareCommand(const std::vector<std::string>& args);
 int deleteCommand(const std::vector<std::string>& args);
 int exportCommand(const std::vector<std::string>& args);
 int benchCommand(const std::vector<std::string>& args);
+int headlineCommand(const std::vector<std::string>& args);   // app/cli/ExperimentCommands.cpp
+int sweepCommand(const std::vector<std::string>& args);      // app/cli/ExperimentCommands.cpp
 
 // A run id as typed ("3" or "#3"); UsageError otherwise.
 int64_t runIdArgument(const std::string& text);
@@ -32,5 +40,17 @@ inline const std::set<std::string> kSpecOptions = {"set", "method", "preset", "b
 // defaults, with every --set key=value (and --backend/--threads) applied.
 // Throws UsageError / SpecParseError / std::runtime_error with clear text.
 RunSpec loadSpec(const Arguments& a);
+
+// The execution path of every command that trains (app/cli/RunCommand.cpp).
+// queueRun validates the spec (throws InvalidSpec) and adds it to the run
+// database as 'queued', creating the database's folder; returns the run id.
+int64_t queueRun(const RunSpec& spec, const std::string& dbPath);
+// Trains run `runId` of the database (from `resumeFrom` when given) with the
+// progress display, checkpoints, snapshots, an optional JSON-lines file and a
+// clean stop on Ctrl-C. Returns the exit code of `relora run`: 0 finished,
+// 1 failed, 130 stopped.
+int executeRun(const RunSpec& spec, const std::string& dbPath, int64_t runId,
+               const CheckpointData* resumeFrom, const std::string& resumedFrom,
+               const std::optional<std::string>& jsonlPath);
 
 }  // namespace relora::cli

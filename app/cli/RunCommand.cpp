@@ -63,7 +63,8 @@ private:
     double seconds_ = 0;
 };
 
-// Trains run `runId` of the database (from `resumeFrom` when given).
+}  // namespace
+
 int executeRun(const RunSpec& spec, const std::string& dbPath, int64_t runId,
                const CheckpointData* resumeFrom, const std::string& resumedFrom,
                const std::optional<std::string>& jsonlPath) {
@@ -138,19 +139,21 @@ int executeRun(const RunSpec& spec, const std::string& dbPath, int64_t runId,
     return outcome.status == "failed" ? 1 : outcome.status == "stopped" ? 130 : 0;
 }
 
-}  // namespace
+int64_t queueRun(const RunSpec& spec, const std::string& dbPath) {
+    if (const auto errors = validate(spec); !errors.empty())
+        throw InvalidSpec(errors);
+    const auto folder = std::filesystem::path(dbPath).parent_path();
+    if (!folder.empty()) std::filesystem::create_directories(folder);
+    return store::RunStore(dbPath).createRun(toJson(spec), spec.name, toString(spec.method.kind));
+}
 
 int runCommand(const std::vector<std::string>& args) {
     std::set<std::string> valued = kSpecOptions;
     valued.insert({"metrics", "db"});
     const Arguments a(args, {}, valued);
     const RunSpec spec = loadSpec(a);
-    if (const auto errors = validate(spec); !errors.empty())
-        throw InvalidSpec(errors);
     const std::string db = a.valueOr("db", store::defaultDatabasePath());
-    std::filesystem::create_directories(std::filesystem::path(db).parent_path());
-    const int64_t id = store::RunStore(db).createRun(toJson(spec), spec.name, toString(spec.method.kind));
-    return executeRun(spec, db, id, nullptr, "", a.value("metrics"));
+    return executeRun(spec, db, queueRun(spec, db), nullptr, "", a.value("metrics"));
 }
 
 int resumeCommand(const std::vector<std::string>& args) {
