@@ -78,6 +78,7 @@ private slots:
     void resumeAfterInterruptIsBitIdentical_data();
     void resumeAfterInterruptIsBitIdentical();
     void badDatabaseAndRunArguments();
+    void runThatCannotStartIsRecordedAsFailed();
 };
 
 void TestCliStore::runListShowMetricsCompareExportDelete() {
@@ -164,6 +165,18 @@ void TestCliStore::badDatabaseAndRunArguments() {
     QCOMPARE(cli({"resume"}).code, 2);
     QCOMPARE(cli({"compare", "1"}).code, 2);
     QCOMPARE(cli({"export", "1"}).code, 2);  // no -o
+}
+
+void TestCliStore::runThatCannotStartIsRecordedAsFailed() {
+    QTemporaryDir dir;
+    const Cli cli(dir.filePath("runs.sqlite"));
+    const Result r = cli(QStringList(smallRun("gpu")) << "--backend" << "cuda");
+    if (r.code == 0) QSKIP("this machine has a usable GPU");
+    QCOMPARE(r.code, 1);
+    QVERIFY2(r.err.contains("CUDA"), qPrintable(r.err));
+    const Result list = cli({"list"});
+    QVERIFY2(list.out.contains("failed"), qPrintable(list.out));
+    QVERIFY2(cli({"show", "1"}).out.contains("CUDA"), "the reason is kept with the run");
 }
 
 QTEST_GUILESS_MAIN(TestCliStore)

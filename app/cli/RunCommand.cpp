@@ -68,7 +68,6 @@ private:
 int executeRun(const RunSpec& spec, const std::string& dbPath, int64_t runId,
                const CheckpointData* resumeFrom, const std::string& resumedFrom,
                const std::optional<std::string>& jsonlPath) {
-    auto backend = createBackendFor(spec);
     store::StoreWriter writer(dbPath, runId);
     ConsoleSink console(stderr);
     FanOutSink sinks;
@@ -83,11 +82,20 @@ int executeRun(const RunSpec& spec, const std::string& dbPath, int64_t runId,
                  (long long)runId, spec.name.c_str(), toString(spec.method.kind).c_str(),
                  spec.model.preset.c_str(), spec.train.steps, spec.train.batch, spec.model.context,
                  dbPath.c_str());
-    Trainer trainer(spec, *backend, &sinks);
-    if (resumeFrom) {
-        trainer.restore(*resumeFrom);
-        std::fprintf(stderr, "resuming at step %d\n", trainer.currentStep());
+    // A run that cannot even start (no device, out of memory, a checkpoint
+    // that does not fit) is recorded as failed with the reason, not left queued.
+    std::unique_ptr<Backend> backend;
+    std::unique_ptr<Trainer> built;
+    try {
+        backend = createBackendFor(spec);
+        built = std::make_unique<Trainer>(spec, *backend, &sinks);
+        if (resumeFrom) built->restore(*resumeFrom);
+    } catch (const std::exception& e) {
+        writer.runFinished("failed", e.what());
+        throw;
     }
+    Trainer& trainer = *built;
+    if (resumeFrom) std::fprintf(stderr, "resuming at step %d\n", trainer.currentStep());
     const auto& report = trainer.corpus().report();
     if (!spec.data.synthetic)
         std::fprintf(stderr, "corpus: %zu files, %zu skipped, %zu train / %zu validation tokens\n",
