@@ -1,6 +1,8 @@
 // The `relora` command line: every bad argument gets a clear message and a
 // non-zero exit code; a run prints progress, writes its metrics file, and
 // stops cleanly on Ctrl-C.
+#include "tests/support/CliProcess.h"
+
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QProcess>
@@ -11,10 +13,7 @@
 
 namespace {
 
-struct Result {
-    int code;
-    QString out, err;
-};
+using Result = CliResult;
 
 // Runs go to a database of the test's own, never the user's.
 QProcessEnvironment testEnvironment() {
@@ -24,18 +23,7 @@ QProcessEnvironment testEnvironment() {
     return env;
 }
 
-Result relora(const QStringList& args, int timeoutMs = 120000) {
-    QProcess p;
-    p.setProcessEnvironment(testEnvironment());
-    p.start(RELORA_CLI, args);
-    if (!p.waitForFinished(timeoutMs)) {
-        p.kill();
-        p.waitForFinished();
-        return {-1, {}, "timed out"};
-    }
-    return {p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -2,
-            QString::fromUtf8(p.readAllStandardOutput()), QString::fromUtf8(p.readAllStandardError())};
-}
+Result relora(const QStringList& args) { return runRelora(args, testEnvironment()); }
 
 QString writeFile(const QTemporaryDir& dir, const QString& name, const QByteArray& text) {
     const QString path = dir.filePath(name);

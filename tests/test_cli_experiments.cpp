@@ -4,6 +4,7 @@
 // argument checks.
 #include "core/RunSpec.h"
 #include "core/store/RunStore.h"
+#include "tests/support/CliProcess.h"
 
 #include <QProcess>
 #include <QRegularExpression>
@@ -12,22 +13,9 @@
 
 namespace {
 
-struct Result {
-    int code;
-    QString out, err;
-};
+using Result = CliResult;
 
-Result cli(const QStringList& args, int timeoutMs = 180000) {
-    QProcess p;
-    p.start(RELORA_CLI, args);
-    if (!p.waitForFinished(timeoutMs)) {
-        p.kill();
-        p.waitForFinished();
-        return {-1, {}, "timed out"};
-    }
-    return {p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()),
-            QString::fromUtf8(p.readAllStandardError())};
-}
+Result cli(const QStringList& args) { return runRelora(args); }
 
 // A model small enough that each run takes a second or two.
 QStringList tinyModel() {

@@ -1,6 +1,8 @@
 // The run database from the command line: run, list, show, metrics, compare,
 // export, delete; Ctrl-C and kill -9 followed by `resume`, whose losses are
 // bit-identical to those of an uninterrupted run across ReLoRA restarts.
+#include "tests/support/CliProcess.h"
+
 #include <QElapsedTimer>
 #include <QProcess>
 #include <QTemporaryDir>
@@ -10,26 +12,12 @@
 
 namespace {
 
-struct Result {
-    int code;
-    QString out, err;
-};
+using Result = CliResult;
 
 class Cli {
 public:
     explicit Cli(const QString& db) : db_(db) {}
-    Result operator()(QStringList args, int timeoutMs = 180000) const {
-        args << "--db" << db_;
-        QProcess p;
-        p.start(RELORA_CLI, args);
-        if (!p.waitForFinished(timeoutMs)) {
-            p.kill();
-            p.waitForFinished();
-            return {-1, {}, "timed out"};
-        }
-        return {p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()),
-                QString::fromUtf8(p.readAllStandardError())};
-    }
+    Result operator()(QStringList args) const { return runRelora(args << "--db" << db_); }
     // Starts a run and signals it once it has written `afterStep`'s progress line.
     int interrupt(const QStringList& args, int afterStep, int signal) const {
         QProcess p;
