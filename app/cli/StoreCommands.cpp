@@ -173,7 +173,7 @@ int compareCommand(const std::vector<std::string>& args) {
     for (const char* kind : {"wq", "wk", "wv", "wo", "gate", "up", "down"}) {
         rows.push_back({std::string("rank_eff ") + kind, [&, kind](int64_t id, const auto&) {
                             return latest(id, std::string("rank_eff/") + kind, "%.1f"); }});
-        rows.push_back({std::string("rank σ≥τ ") + kind, [&, kind](int64_t id, const auto&) {
+        rows.push_back({std::string("rank_thr ") + kind, [&, kind](int64_t id, const auto&) {
                             return latest(id, std::string("rank_thr/") + kind, "%.1f"); }});
     }
     rows.push_back({"tokens/s (median)", [&](int64_t id, const auto&) { return medianOf(id, "tokens_per_s"); }});
