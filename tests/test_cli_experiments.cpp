@@ -149,7 +149,7 @@ void TestCliExperiments::sweepTakesASpecFile() {
     relora::store::RunReader reader(db.toStdString());
     const auto runs = reader.listRuns();
     QCOMPARE(runs.size(), size_t(1));
-    QCOMPARE(QString::fromStdString(runs[0].name), QString("mine-ws20"));
+    QCOMPARE(QString::fromStdString(runs[0].name), QString("mine-sweep-ws20"));
     QCOMPARE(QString::fromStdString(runs[0].method), QString("relora"));  // the sweep's method
     const relora::RunSpec s = relora::fromJson(*reader.spec(runs[0].id));
     QCOMPARE(s.relora.warmStartSteps, 6);

@@ -1,8 +1,9 @@
 // `relora headline` and `relora sweep`: the workbench's two experiments from
-// the command line (issue 7). Both build a set of matched run specs, check
-// all of them before anything starts, queue them in the run database (so the
-// GUI shows them at once), train them one after another through the same
-// path as `relora run` (executeRun), and print what they show.
+// the command line (issue 7). Both build a set of matched run specs with
+// core/Experiments.h (as the GUI does), check all of them before anything
+// starts, queue them in the run database (so the GUI shows them at once),
+// train them one after another through the same path as `relora run`
+// (executeRun), and print what they show.
 //
 //   headline  full-rank vs LoRA vs ReLoRA vs ReLoRA with a full-rank warm
 //             start: same seed, data, model, steps and peak LR / cosine; the
@@ -12,15 +13,14 @@
 //             of the steps; final validation loss against the switch point,
 //             as a table and an ASCII plot.
 #include "app/cli/Commands.h"
+#include "core/Experiments.h"
 #include "core/Trainer.h"
 #include "core/store/RunFiles.h"
 #include "core/store/RunStore.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <cstdio>
-#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -29,77 +29,30 @@
 namespace relora::cli {
 namespace {
 
-// ---- experiment defaults ------------------------------------------------------
-//
-// Per model preset: the run length, batch shape and LoRA rank of the
-// experiments. The tiny one finishes its four headline runs in a few minutes
-// on a 2-core CPU (1 k tokens a step, 2.5 M tokens in all); the larger ones
-// are meant for a GPU. Everything else (LR, alpha, pruning) is the preset's
-// default spec.
-//
-// The rank: in 600 steps a tiny LoRA run does not even use r = 32 (its ΔW
-// has effective rank 7-23), so LoRA is not held back by its rank and
-// ReLoRA's restarts add nothing to show; at r = 8 LoRA's update sits at rank
-// r and ReLoRA's reaches about 4r. The 60m and 130m runs keep the ReLoRA
-// paper's r = 128. (docs/README-sections.md has the measurements.)
-struct ExperimentPreset {
-    const char* name;
-    int steps, batch, context, rank;
-};
-
-constexpr ExperimentPreset kExperimentPresets[] = {
-    {"tiny", 600, 8, 128, 8},
-    {"60m", 2000, 16, 256, 128},
-    {"130m", 2000, 16, 256, 128},
-};
-
-// Fields derived from the number of steps S unless given with --set: ReLoRA
-// restarts at S/4 intervals (4 low-rank segments without warm start, 3 with
-// a 25 % one), the LR climbs back over S/30 steps after each restart, LR
-// warmup S/12, evaluation S/6.
-std::string keyOf(const std::string& assignment) {
-    return assignment.substr(0, assignment.find('='));
+// The names of the fields given with --set: the experiments derive the
+// others from the number of steps.
+std::set<std::string> fieldsSet(const Arguments& a) {
+    std::set<std::string> fields;
+    for (const auto& s : a.values("set")) fields.insert(s.substr(0, s.find('=')));
+    return fields;
 }
 
-bool explicitlySet(const Arguments& a, const std::string& key) {
-    for (const auto& s : a.values("set"))
-        if (keyOf(s) == key) return true;
-    return false;
-}
-
-void deriveFromSteps(RunSpec& spec, const Arguments& a) {
-    const int S = spec.train.steps;
-    if (S < 4) return;  // validation explains what is wrong
-    if (!explicitlySet(a, "optim.warmup")) spec.optim.warmup = std::max(1, S / 12);
-    if (!explicitlySet(a, "relora.reset_interval")) spec.relora.resetInterval = std::max(1, S / 4);
-    if (!explicitlySet(a, "relora.restart_warmup"))
-        spec.relora.restartWarmup = std::clamp(S / 30, 1, std::max(1, spec.relora.resetInterval / 4));
-    if (!explicitlySet(a, "train.eval_interval")) spec.train.evalInterval = std::max(1, S / 6);
-}
-
-double fractionValue(const std::string& text, const std::string& option) {
-    std::string t = text;
-    const bool percent = !t.empty() && t.back() == '%';
-    if (percent) t.pop_back();
-    double v = 0;
-    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-    if (t.empty() || ec != std::errc() || end != t.data() + t.size())
-        throw UsageError("--" + option + " expects fractions like 0.25 or 25%, got '" + text + "'");
-    if (percent) v /= 100;
-    if (!(v >= 0 && v <= 1))
-        throw UsageError("--" + option + " values must lie between 0 and 1 (0 % and 100 %), got '" + text + "'");
-    return v;
-}
-
-std::string percentText(double f) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g %%", std::round(f * 1000) / 10);
-    return buf;
+// The fractions given with `option` ("0.25", "25%"; a usage error when
+// they are not), or `fallback` when the option is not given.
+std::vector<double> fractionsOf(const Arguments& a, const std::string& option, std::vector<double> fallback) {
+    const auto text = a.value(option);
+    if (!text) return fallback;
+    try {
+        return experiments::parseFractions(*text, false);
+    } catch (const std::invalid_argument& e) {
+        throw UsageError("--" + option + " " + e.what());
+    }
 }
 
 // The spec the experiments start from: SPEC.json with --set (sweep only), or
-// the preset's default spec with the experiment's run length, the --set
-// overrides, --steps, --corpus, and the fields derived from the steps.
+// the preset's experiment spec with the --set overrides, --steps, --corpus,
+// and the fields derived from the steps. Without a spec file or --set name,
+// the runs are named after the model preset.
 RunSpec experimentBase(const Arguments& a, bool allowSpecFile) {
     if (!a.positionals().empty() && !allowSpecFile)
         throw UsageError("takes no spec file; choose the model with --preset and change fields with --set");
@@ -110,22 +63,21 @@ RunSpec experimentBase(const Arguments& a, bool allowSpecFile) {
         return spec;
     }
     const std::string preset = a.valueOr("preset", "tiny");
-    const ExperimentPreset* p = nullptr;
-    for (const auto& e : kExperimentPresets)
-        if (preset == e.name) p = &e;
-    if (!p) throw UsageError("--preset must be tiny, 60m or 130m, not '" + preset + "'");
-    std::string json = toJson(defaultSpec(Method::ReLoRA, preset));
-    json = applyOverride(json, "train.steps=" + std::to_string(p->steps));
-    json = applyOverride(json, "train.batch=" + std::to_string(p->batch));
-    json = applyOverride(json, "model.context=" + std::to_string(p->context));
-    json = applyOverride(json, "method.rank=" + std::to_string(p->rank));
+    std::string json;
+    try {
+        json = toJson(experiments::experimentSpec(preset));
+    } catch (const std::invalid_argument&) {
+        throw UsageError("--preset must be tiny, 60m or 130m, not '" + preset + "'");
+    }
     if (a.value("steps")) json = applyOverride(json, "train.steps=" + std::to_string(a.intValue("steps", 0)));
     if (auto c = a.value("corpus")) json = applyOverride(json, "data.corpus=" + *c);
     if (auto b = a.value("backend")) json = applyOverride(json, "backend=\"" + *b + "\"");
     if (auto t = a.value("threads")) json = applyOverride(json, "train.threads=" + *t);
     for (const std::string& s : a.values("set")) json = applyOverride(json, s);
     RunSpec spec = fromJson(json);
-    deriveFromSteps(spec, a);
+    const std::set<std::string> given = fieldsSet(a);
+    experiments::deriveFromSteps(spec, given);
+    if (!given.count("name")) spec.name = spec.model.preset;
     return spec;
 }
 
@@ -215,30 +167,13 @@ int headlineCommand(const std::vector<std::string>& args) {
     valued.insert({"db", "steps", "corpus", "warm-start"});
     const Arguments a(args, {}, valued);
     const RunSpec base = experimentBase(a, false);
-    const double warmFraction = fractionValue(a.valueOr("warm-start", "0.25"), "warm-start");
-    if (warmFraction <= 0 || warmFraction >= 1)
-        throw UsageError("--warm-start must lie strictly between 0 and 1 (the share of full-rank steps)");
-    const std::string prefix = explicitlySet(a, "name") ? base.name : base.model.preset;
-
-    struct Variant {
-        Method method;
-        double warm;
-        std::string suffix;
-    };
-    const int warmPercent = static_cast<int>(std::lround(warmFraction * 100));
-    const std::vector<Variant> variants = {
-        {Method::FullRank, 0, "full"},
-        {Method::LoRA, 0, "lora"},
-        {Method::ReLoRA, 0, "relora"},
-        {Method::ReLoRA, warmFraction, "relora-ws" + std::to_string(warmPercent)},
-    };
+    const std::vector<double> warmStart = fractionsOf(a, "warm-start", {experiments::kDefaultWarmStartFraction});
+    if (warmStart.size() != 1) throw UsageError("--warm-start takes one value");
     std::vector<RunSpec> specs;
-    for (const auto& v : variants) {
-        RunSpec s = base;
-        s.method.kind = v.method;
-        s.relora.warmStartSteps = static_cast<int>(std::lround(v.warm * s.train.steps));
-        s.name = prefix + "-" + v.suffix;
-        specs.push_back(s);
+    try {
+        specs = experiments::headlineRuns(base, warmStart[0]);
+    } catch (const std::invalid_argument& e) {
+        throw UsageError(std::string("--warm-start: ") + e.what());
     }
     const std::string db = a.valueOr("db", store::defaultDatabasePath());
     const std::vector<int64_t> ids = validateAndQueue(specs, db);
@@ -310,44 +245,18 @@ int sweepCommand(const std::vector<std::string>& args) {
     const Arguments a(args, {}, valued);
     if (a.positionals().size() > 1) throw UsageError("expected at most one spec file");
 
-    // The switch points, as steps: several fractions may round to one step.
-    RunSpec base = experimentBase(a, true);
-    base.method.kind = Method::ReLoRA;
-    std::map<int, double> points;  // warm-start steps -> fraction as given
-    {
-        std::stringstream list(a.valueOr("fractions", "0,0.1,0.25,0.5"));
-        for (std::string item; std::getline(list, item, ',');) {
-            if (item.empty()) continue;
-            const double f = fractionValue(item, "fractions");
-            points.emplace(static_cast<int>(std::lround(f * base.train.steps)), f);
-        }
-    }
-    if (points.empty()) throw UsageError("--fractions needs at least one value");
-
-    std::vector<RunSpec> specs;
+    const RunSpec base = experimentBase(a, true);
+    const std::vector<RunSpec> specs =
+        experiments::warmStartSweepRuns(base, fractionsOf(a, "fractions", experiments::kDefaultSweepFractions));
     std::vector<double> fractions;
-    const std::string prefix = !a.positionals().empty() || explicitlySet(a, "name") ? base.name
-                                                                                    : base.model.preset + "-sweep";
-    for (const auto& [steps, f] : points) {
-        RunSpec s = base;
-        if (steps >= s.train.steps) {  // 100 %: full-rank all the way, the reference point
-            s.method.kind = Method::FullRank;
-            s.relora.warmStartSteps = 0;
-            s.name = prefix + "-full";
-        } else {
-            s.relora.warmStartSteps = steps;
-            s.name = prefix + "-ws" + std::to_string(static_cast<int>(std::lround(f * 100)));
-        }
-        specs.push_back(s);
-        fractions.push_back(static_cast<double>(steps) / base.train.steps);
-    }
+    for (const RunSpec& s : specs) fractions.push_back(experiments::switchFraction(s));
     const std::string db = a.valueOr("db", store::defaultDatabasePath());
     const std::vector<int64_t> ids = validateAndQueue(specs, db);
     std::printf("sweep: %zu runs of %d steps (%s preset, rank %d, restarts every %d low-rank steps) "
                 "switching from full-rank after", specs.size(), base.train.steps, base.model.preset.c_str(),
                 base.method.rank, base.relora.resetInterval);
     for (size_t i = 0; i < specs.size(); ++i)
-        std::printf("%s %s (step %d)", i ? "," : "", percentText(fractions[i]).c_str(),
+        std::printf("%s %s (step %d)", i ? "," : "", experiments::percentText(fractions[i]).c_str(),
                     specs[i].method.kind == Method::FullRank ? base.train.steps : specs[i].relora.warmStartSteps);
     std::printf("; runs %s in %s\n", idList(ids).c_str(), db.c_str());
     std::fflush(stdout);
@@ -369,7 +278,7 @@ int sweepCommand(const std::vector<std::string>& args) {
         const bool finished = r && r->status == "finished";
         const std::optional<double> loss = finished ? r->valLoss : std::nullopt;
         const int step = specs[i].method.kind == Method::FullRank ? base.train.steps : specs[i].relora.warmStartSteps;
-        std::printf("%9s %7d %6s %-12s %14s %14s %12s %12s\n", percentText(fractions[i]).c_str(), step,
+        std::printf("%9s %7d %6s %-12s %14s %14s %12s %12s\n", experiments::percentText(fractions[i]).c_str(), step,
                     ("#" + std::to_string(ids[i])).c_str(), r ? r->status.c_str() : "-",
                     fixed(loss, "%.4f").c_str(), fixed(finished ? r->bestValLoss : std::nullopt, "%.4f").c_str(),
                     fixed(meanOverTypes(reader, ids[i], "rank_thr"), "%.1f").c_str(),
@@ -412,7 +321,7 @@ int sweepCommand(const std::vector<std::string>& args) {
     std::string labels(kCols + 8, ' ');
     int freeFrom = 0;
     for (const auto& p : plotted) {
-        const std::string text = percentText(p.fraction);
+        const std::string text = experiments::percentText(p.fraction);
         const int at = std::max(column(p.fraction) - static_cast<int>(text.size()) / 2, freeFrom);
         if (at + text.size() > labels.size()) continue;
         labels.replace(at, text.size(), text);
