@@ -1,9 +1,9 @@
 // relora-workbench: the GUI. Edit a run, launch it, watch it live, compare runs.
+#include "core/Experiments.h"
 #include "core/RunSpec.h"
 #include "ui/app/MainWindow.h"
 #include "ui/controller/RunController.h"
 #include "ui/editor/RunEditor.h"
-#include "ui/editor/MethodComparison.h"
 
 #ifdef RELORA_WITH_CUDA
 #include "gpu/CudaBackend.h"
@@ -28,7 +28,7 @@ bool queueComparison(relora::ui::MainWindow& window, const QString& path) {
     try {
         const relora::RunSpec spec = relora::fromJson(file.readAll().toStdString());
         window.editor()->setSpec(spec);   // what the runs were made from, to edit next
-        return !window.queueRuns(relora::ui::matchedMethodRuns(spec)).empty();
+        return !window.queueRuns(relora::experiments::headlineRuns(spec)).empty();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "relora-workbench: %s: %s\n", qPrintable(path), e.what());
         return false;
@@ -52,7 +52,8 @@ int main(int argc, char** argv) {
     parser.addHelpOption();
     const QCommandLineOption database(QStringLiteral("database"), QStringLiteral("Run database to open."), QStringLiteral("FILE"));
     const QCommandLineOption compare(QStringLiteral("compare"),
-                                     QStringLiteral("Queue full-rank, LoRA and ReLoRA runs of this spec at start "
+                                     QStringLiteral("Queue the headline runs of this spec at start: full-rank, LoRA, "
+                                                    "ReLoRA and ReLoRA with a full-rank warm start "
                                                     "(a file, or e.g. :/presets/quick-demo.json)."),
                                      QStringLiteral("SPEC"));
     const QCommandLineOption screenshot(QStringLiteral("screenshot"),

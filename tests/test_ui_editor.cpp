@@ -1,8 +1,9 @@
 // The run editor: the engine's validation shown at the field with its
 // reason and on the disabled Launch button; text that is no number; the
 // live LR preview with markers at restarts and at the warm-start switch;
-// derived figures from the engine's closed forms; matched comparison runs;
+// derived figures from the engine's closed forms; the headline button;
 // the bundled presets; specs in and out unchanged.
+#include "core/Experiments.h"
 #include "core/LearningRateSchedule.h"
 #include "core/ParameterCounts.h"
 #include "support/UiTestSupport.h"
@@ -10,7 +11,6 @@
 #include "ui/charts/ChartCanvas.h"
 #include "ui/editor/DerivedFigures.h"
 #include "ui/editor/FieldErrors.h"
-#include "ui/editor/MethodComparison.h"
 #include "ui/editor/PresetLibrary.h"
 #include "ui/editor/RunEditor.h"
 #include "ui/editor/ScheduleEditor.h"
@@ -24,8 +24,6 @@
 #include <QSignalSpy>
 #include <QSpinBox>
 #include <QtTest>
-
-#include <nlohmann/json.hpp>
 
 #include <filesystem>
 
@@ -68,7 +66,7 @@ private slots:
         QVERIFY(editor.launchButton()->toolTip().contains("database"));
         editor.setDatabaseReady(true);
         QVERIFY(editor.launchButton()->isEnabled());
-        QVERIFY(editor.compareButton()->isEnabled());
+        QVERIFY(editor.headlineButton()->isEnabled());
         QSignalSpy launched(&editor, &RunEditor::launchRequested);
         editor.launchButton()->click();
         QCOMPARE(launched.count(), 1);
@@ -195,22 +193,28 @@ private slots:
         QVERIFY(editor.derivedLabel()->text().contains("measured"));
     }
 
-    void comparisonRunsDifferOnlyInMethod() {
-        RunSpec base = reloraSpec();
-        base.name = "study-relora";
-        const auto runs = matchedMethodRuns(base);
-        QCOMPARE(runs.size(), size_t(3));
-        QCOMPARE(runs[0].name, std::string("study-full"));
-        QCOMPARE(runs[1].name, std::string("study-lora"));
-        QCOMPARE(runs[2].name, std::string("study-relora"));
-        for (const RunSpec& r : runs) {
-            auto a = nlohmann::json::parse(toJson(r)), b = nlohmann::json::parse(toJson(base));
-            a.erase("name");
-            b.erase("name");
-            a["method"].erase("kind");
-            b["method"].erase("kind");
-            QCOMPARE(a.dump(), b.dump());
-        }
+    // Which specs the four runs get is core's (test_experiments); the
+    // editor offers the button only when every one of them can run.
+    void headlineButtonQueuesTheSpecWhenAllFourRunsCan() {
+        RunEditor editor;
+        editor.setDatabaseReady(true);
+        RunSpec s = reloraSpec();
+        s.name = "study-relora";
+        s.relora.warmStartSteps = 0;
+        s.relora.resetInterval = 800;   // a restart fits into 1000 steps, not into the 750 after a 25 % warm start
+        editor.setSpec(s);
+        QVERIFY(editor.launchButton()->isEnabled());
+        QVERIFY(!editor.headlineButton()->isEnabled());
+        const QString why = editor.headlineButton()->toolTip();
+        QVERIFY2(why.contains("study-relora-ws25") && why.contains("relora.reset_interval"), qPrintable(why));
+
+        s.relora.resetInterval = 250;
+        editor.setSpec(s);
+        QVERIFY(editor.headlineButton()->isEnabled());
+        QSignalSpy requested(&editor, &RunEditor::headlineRequested);
+        editor.headlineButton()->click();
+        QCOMPARE(requested.count(), 1);
+        QCOMPARE(toJson(requested.at(0).at(0).value<RunSpec>()), toJson(editor.spec()));
     }
 
     void presetsReadAndEditUnchanged() {
@@ -222,7 +226,7 @@ private slots:
         for (const Preset& p : presets) {
             const auto errors = validate(p.spec, false);
             QVERIFY2(errors.empty(), qPrintable(p.title + ": " + QString::fromStdString(errors.empty() ? "" : errors[0].message)));
-            for (const RunSpec& run : matchedMethodRuns(p.spec)) QVERIFY(validate(run, false).empty());
+            for (const RunSpec& run : experiments::headlineRuns(p.spec)) QVERIFY(validate(run, false).empty());
             editor.setSpec(p.spec);
             QCOMPARE(toJson(editor.spec()), toJson(p.spec));   // nothing lost through the fields
         }

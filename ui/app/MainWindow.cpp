@@ -1,5 +1,6 @@
 #include "ui/app/MainWindow.h"
 
+#include "core/Experiments.h"
 #include "core/Trainer.h"
 #include "core/store/RunFiles.h"
 #include "ui/app/Resources.h"
@@ -12,7 +13,6 @@
 #include "ui/data/MetricsCsv.h"
 #include "ui/data/RunDataPoller.h"
 #include "ui/editor/DerivedFigures.h"
-#include "ui/editor/MethodComparison.h"
 #include "ui/editor/PresetLibrary.h"
 #include "ui/editor/RunEditor.h"
 #include "ui/runs/RunTableModel.h"
@@ -47,7 +47,7 @@ namespace relora::ui {
 namespace {
 
 // Runs overlaid when a database is opened, so its latest comparison shows.
-constexpr int kRunsShownOnOpen = 3;
+constexpr int kRunsShownOnOpen = 4;
 
 }  // namespace
 
@@ -71,8 +71,8 @@ MainWindow::MainWindow(const QString& database, QWidget* parent) : QMainWindow(p
     restoreSettings();
 
     connect(editor_, &RunEditor::launchRequested, this, [this](const RunSpec& spec) { queueRuns({spec}); });
-    connect(editor_, &RunEditor::compareRequested, this,
-            [this](const RunSpec& spec) { queueRuns(matchedMethodRuns(spec)); });
+    connect(editor_, &RunEditor::headlineRequested, this,
+            [this](const RunSpec& spec) { queueRuns(experiments::headlineRuns(spec)); });
     connect(runs_, &RunsPanel::overlayChanged, this, &MainWindow::overlayChanged);
     connect(runs_, &RunsPanel::duplicateRequested, this, &MainWindow::duplicateRun);
     connect(runs_, &RunsPanel::snapshotRequested, this, [this](qint64 id) { exportSnapshot(id); });
@@ -129,7 +129,7 @@ void MainWindow::buildActions() {
 
     launch_ = action("launch", tr("&Launch"), [this] { editor_->launchButton()->click(); });
     launch_->setShortcut(Qt::CTRL | Qt::Key_Return);
-    compare_ = action("compare", tr("&Compare 3 methods"), [this] { editor_->compareButton()->click(); });
+    headline_ = action("compare", tr("&Headline: 4 methods"), [this] { editor_->headlineButton()->click(); });
     pause_ = action("pause", tr("&Pause"), [this] {
         if (auto id = controller_->currentRun()) controller_->pause(*id);
     });
@@ -144,7 +144,7 @@ void MainWindow::buildActions() {
         for (int64_t id : controller_->trainingRuns()) controller_->stop(id);
     });
     resetZoom_ = action("reset-zoom", tr("&Reset zoom"), [this] { charts_->resetZoom(); });
-    for (QAction* a : {launch_, compare_, pause_, resume_, stop_, resetZoom_}) a->setToolTip(a->text().remove('&'));
+    for (QAction* a : {launch_, headline_, pause_, resume_, stop_, resetZoom_}) a->setToolTip(a->text().remove('&'));
 }
 
 void MainWindow::buildMenus() {
@@ -167,7 +167,7 @@ void MainWindow::buildMenus() {
     for (const QString& problem : problems) qWarning("preset left out: %s", qPrintable(problem));
 
     QMenu* run = menuBar()->addMenu(tr("&Run"));
-    run->addActions({launch_, compare_});
+    run->addActions({launch_, headline_});
     run->addSeparator();
     run->addActions({pause_, resume_, stop_, stopAll_});
 
@@ -180,7 +180,7 @@ void MainWindow::buildToolBar() {
     QToolBar* bar = addToolBar(tr("Runs and charts"));
     bar->setObjectName(QStringLiteral("mainToolBar"));
     bar->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
-    bar->addActions({launch_, compare_});
+    bar->addActions({launch_, headline_});
     bar->addSeparator();
     bar->addActions({pause_, resume_, stop_});
     bar->addSeparator();

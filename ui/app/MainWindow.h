@@ -97,7 +97,7 @@ private:
     QMap<qint64, QString> devices_;
 
     QAction *open_, *create_, *loadSpec_, *saveSpec_, *exportPng_, *exportSvg_, *exportCsv_, *exportSnapshot_, *quit_;
-    QAction *launch_, *compare_, *pause_, *resume_, *stop_, *stopAll_, *resetZoom_;
+    QAction *launch_, *headline_, *pause_, *resume_, *stop_, *stopAll_, *resetZoom_;
     QComboBox* xAxis_;
     QSlider* smoothing_;
     QLabel* smoothingValue_;

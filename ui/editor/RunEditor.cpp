@@ -1,10 +1,10 @@
 #include "ui/editor/RunEditor.h"
 
+#include "core/Experiments.h"
 #include "ui/editor/DerivedFigures.h"
 #include "ui/editor/Devices.h"
 #include "ui/editor/FieldErrors.h"
 #include "ui/editor/FormFields.h"
-#include "ui/editor/MethodComparison.h"
 #include "ui/editor/ScheduleEditor.h"
 
 #include <QCheckBox>
@@ -221,18 +221,19 @@ QWidget* RunEditor::buildTrainGroup() {
 QWidget* RunEditor::buildLaunchBar() {
     launch_ = new QPushButton(QIcon(QStringLiteral(":/icons/launch.svg")), tr("Launch"));
     launch_->setObjectName(QStringLiteral("launchButton"));
-    compare_ = new QPushButton(QIcon(QStringLiteral(":/icons/compare.svg")), tr("Compare 3 methods"));
+    headline_ = new QPushButton(QIcon(QStringLiteral(":/icons/compare.svg")), tr("Headline: 4 methods"));
+    headline_->setObjectName(QStringLiteral("headlineButton"));
     reason_ = new QLabel;
     reason_->setWordWrap(true);
     reason_->setStyleSheet(QStringLiteral("color: #c62828;"));
     connect(launch_, &QPushButton::clicked, this, [this] { emit launchRequested(spec()); });
-    connect(compare_, &QPushButton::clicked, this, [this] { emit compareRequested(spec()); });
+    connect(headline_, &QPushButton::clicked, this, [this] { emit headlineRequested(spec()); });
     auto* bar = new QWidget;
     auto* layout = new QVBoxLayout(bar);
     layout->setContentsMargins(4, 2, 4, 4);
     auto* buttons = new QHBoxLayout;
     buttons->addWidget(launch_, 1);
-    buttons->addWidget(compare_, 1);
+    buttons->addWidget(headline_, 1);
     layout->addLayout(buttons);
     layout->addWidget(reason_);
     return bar;
@@ -388,11 +389,13 @@ void RunEditor::revalidate() {
     const QString blocked = launchBlockedReason();
     launch_->setEnabled(blocked.isEmpty());
     launch_->setToolTip(blocked.isEmpty() ? tr("Queue this run") : tr("Cannot launch: %1").arg(blocked));
-    const QString compareBlocked = blocked.isEmpty() ? compareBlockedReason(s) : blocked;
-    compare_->setEnabled(compareBlocked.isEmpty());
-    compare_->setToolTip(compareBlocked.isEmpty()
-                             ? tr("Queue three matched runs of this spec: full-rank, LoRA and ReLoRA")
-                             : tr("Cannot compare: %1").arg(compareBlocked));
+    const QString headlineBlocked = blocked.isEmpty() ? headlineBlockedReason(s) : blocked;
+    headline_->setEnabled(headlineBlocked.isEmpty());
+    headline_->setToolTip(headlineBlocked.isEmpty()
+                              ? tr("Queue four matched runs of this spec: full-rank, LoRA, ReLoRA, and ReLoRA "
+                                   "after a full-rank warm start of %1 of the steps")
+                                    .arg(QString::fromStdString(experiments::percentText(experiments::kDefaultWarmStartFraction)))
+                              : tr("Cannot run the headline experiment: %1").arg(headlineBlocked));
     QString shown = blocked.isEmpty() ? QString() : tr("Cannot launch: %1").arg(blocked);
     for (const SpecError& e : elsewhere)
         shown += QStringLiteral("\n%1: %2").arg(QString::fromStdString(e.field), QString::fromStdString(e.message));
@@ -410,12 +413,12 @@ QString RunEditor::launchBlockedReason() const {
     return text;
 }
 
-QString RunEditor::compareBlockedReason(const RunSpec& spec) const {
-    for (const RunSpec& run : matchedMethodRuns(spec)) {
+QString RunEditor::headlineBlockedReason(const RunSpec& spec) const {
+    for (const RunSpec& run : experiments::headlineRuns(spec)) {
         const auto errors = validate(run, false);
         if (!errors.empty())
             return tr("the %1 run would be invalid: %2 %3")
-                .arg(QString::fromStdString(toString(run.method.kind)), QString::fromStdString(errors.front().field),
+                .arg(QString::fromStdString(run.name), QString::fromStdString(errors.front().field),
                      QString::fromStdString(errors.front().message));
     }
     return {};

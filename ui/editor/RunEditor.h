@@ -47,7 +47,7 @@ public:
     FieldErrors* fieldErrors() const { return errors_; }
     ScheduleEditor* scheduleEditor() const { return schedule_; }
     QPushButton* launchButton() const { return launch_; }
-    QPushButton* compareButton() const { return compare_; }
+    QPushButton* headlineButton() const { return headline_; }
     QLabel* derivedLabel() const { return derived_; }
 
 public slots:
@@ -56,7 +56,8 @@ public slots:
 
 signals:
     void launchRequested(const RunSpec& spec);
-    void compareRequested(const RunSpec& spec);
+    // The headline experiment (core/Experiments.h) with this spec as base.
+    void headlineRequested(const RunSpec& spec);
     void specEdited();
 
 private:
@@ -73,7 +74,7 @@ private:
     void applyPreset(const QString& preset);
     void sizesEdited();
     void showDerived(const RunSpec& spec);
-    QString compareBlockedReason(const RunSpec& spec) const;
+    QString headlineBlockedReason(const RunSpec& spec) const;
 
     FieldErrors* errors_;
     RunSpec base_;
@@ -100,7 +101,7 @@ private:
     QSpinBox *batch_, *steps_, *evalInterval_, *snapshotInterval_;
     QLabel* derived_;
     QPushButton* launch_;
-    QPushButton* compare_;
+    QPushButton* headline_;
     QLabel* reason_;
 };
 
