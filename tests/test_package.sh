@@ -2,8 +2,9 @@
 # Builds the Debian package from the build tree (cpack -G DEB, into a
 # temporary folder) and checks it: control fields, Depends derived from the
 # binaries, the files it installs, the desktop file and AppStream metainfo
-# (desktop-file-validate, appstreamcli validate), and that the installed
-# programs find every library they need and run.
+# (desktop-file-validate, appstreamcli validate), the copyright file (DEP-5,
+# its MIT text the LICENSE file's), and that the installed programs find
+# every library they need and run.
 #
 # usage: test_package.sh BUILD_DIR SOURCE_DIR WITH_GUI(0|1) WITH_CUDA(0|1) [CUDA_LIBRARY_DIR]
 # Exit 0 pass, 1 fail, 77 skipped (a tool is missing).
@@ -75,6 +76,8 @@ pass "${#items[@]} dependencies checked against dpkg"
 dpkg-deb -c "$deb" | awk '{print $NF}' >"$tmp/contents"
 has() { grep -qx "./$1" "$tmp/contents"; }
 has usr/bin/relora && pass "usr/bin/relora" || fail "no usr/bin/relora"
+copyright=usr/share/doc/relora-workbench/copyright
+has "$copyright" && pass "$copyright" || fail "no $copyright"
 desktop=usr/share/applications/$id.desktop
 icon=usr/share/icons/hicolor/scalable/apps/$id.svg
 metainfo=usr/share/metainfo/$id.metainfo.xml
@@ -110,6 +113,25 @@ out=$(appstreamcli validate --no-net "$m" 2>&1) && pass "appstreamcli validate $
 grep -q "<launchable type=\"desktop-id\">$id.desktop</launchable>" "$m" && pass "metainfo launches $id.desktop" \
   || fail "metainfo does not name $id.desktop"
 grep -q '<svg' "$i" && pass "icon is SVG" || fail "icon $i is not SVG"
+grep -q '<project_license>MIT</project_license>' "$m" && pass "metainfo: project_license MIT" \
+  || fail "metainfo lacks <project_license>MIT</project_license>"
+
+# The copyright file in Debian's machine-readable format (DEP-5), its MIT
+# (Expat) text the LICENSE file's: stanza lines indented by one space, blank
+# lines as " .".
+c=$root/$copyright
+if [ -f "$c" ]; then
+  [ "$(head -1 "$c")" = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/" ] \
+    && pass "copyright: DEP-5 Format line" || fail "copyright: first line is not DEP-5's Format: $(head -1 "$c")"
+  grep -qx 'Files: \*' "$c" && grep -qx 'License: Expat' "$c" && grep -q '^Copyright: .*ReLoRA Workbench developers' "$c" \
+    && pass "copyright: 'Files: *', 'License: Expat' and a Copyright line" \
+    || fail "copyright: lacks 'Files: *', 'License: Expat' or a Copyright line naming the developers"
+  expat=$(awk '/^License: Expat$/ {on = 1; next} on && !NF {exit} on && /^[^ ]/ {on = 0} on {sub(/^ /, ""); if ($0 == ".") $0 = ""; print}' "$c")
+  [ "$expat" = "$(sed -n '/^Permission/,$p' "$source/LICENSE")" ] && pass "copyright: Expat text matches LICENSE" \
+    || fail "copyright: the Expat text differs from LICENSE"
+  perms=$(dpkg-deb -c "$deb" | awk -v f="./$copyright" '$NF == f {print $1}')
+  [ "$perms" = "-rw-r--r--" ] && pass "copyright: mode 0644" || fail "copyright: mode $perms"
+fi
 
 # ---- the programs run ------------------------------------------------------------------------
 export LD_LIBRARY_PATH=${cudalib}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
