@@ -19,6 +19,23 @@
 
 namespace relora {
 
+// One tensor of a multi-tensor optimizer step (Backend::adamwAll): param,
+// grad, m, v are (n) backend arrays; `step` counts this tensor's updates
+// from 1 (tensors added by a warm-start switch start later than the rest).
+struct OptimizerTensor {
+    float* param = nullptr;
+    const float* grad = nullptr;
+    float* m = nullptr;
+    float* v = nullptr;
+    size_t n = 0;
+    float weightDecay = 0.0f;
+    int64_t step = 1;
+};
+
+struct AdamWSettings {
+    float lr = 0.0f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -121,6 +138,18 @@ public:
     virtual void adamw(float* param, const float* grad, float* m, float* v, size_t n,
                        float lr, float beta1, float beta2, float eps, float weightDecay,
                        int64_t step, const float* state) = 0;
+    // The same two steps over every trainable tensor at once: acc[0] += Σ of
+    // all squared gradients, and AdamW on each tensor (backends with launch
+    // costs do each in one pass; the default calls the per-tensor ops).
+    virtual void sumSquaresAccumulateAll(float* acc, const std::vector<OptimizerTensor>& tensors) {
+        for (const auto& t : tensors) sumSquaresAccumulate(acc, t.grad, t.n);
+    }
+    virtual void adamwAll(const std::vector<OptimizerTensor>& tensors, const AdamWSettings& s,
+                          const float* state) {
+        for (const auto& t : tensors)
+            adamw(t.param, t.grad, t.m, t.v, t.n, s.lr, s.beta1, s.beta2, s.eps, t.weightDecay, t.step,
+                  state);
+    }
     // Zero a random fraction p of x(n) (entries with uniform01(seed,i) < p).
     virtual void pruneRandom(float* x, size_t n, float p, uint64_t seed) = 0;
     // Zero entries of x(n) whose |value| is at or below the p-quantile of |x|.

@@ -153,14 +153,16 @@ StepResult Trainer::step(const std::vector<int32_t>& inputs, const std::vector<i
     model_->backward();
 
     const auto params = trainable();
-    backend_.fill(normAcc_, 0.0f, 1);
-    for (Parameter* p : params) backend_.sumSquaresAccumulate(normAcc_, p->grad, p->count());
-    backend_.finishGradNorm(normState_, normAcc_, model_->lossSum(), spec_.optim.clip);
     const auto& o = spec_.optim;
+    std::vector<OptimizerTensor> tensors;
+    tensors.reserve(params.size());
     for (Parameter* p : params)
-        backend_.adamw(p->value, p->grad, p->m, p->v, p->count(), static_cast<float>(lr), o.beta1,
-                       o.beta2, o.eps, p->isMatrix() ? o.weightDecay : 0.0f, p->updates + 1,
-                       normState_);
+        tensors.push_back({p->value, p->grad, p->m, p->v, p->count(),
+                           p->isMatrix() ? o.weightDecay : 0.0f, p->updates + 1});
+    backend_.fill(normAcc_, 0.0f, 1);
+    backend_.sumSquaresAccumulateAll(normAcc_, tensors);
+    backend_.finishGradNorm(normState_, normAcc_, model_->lossSum(), o.clip);
+    backend_.adamwAll(tensors, {static_cast<float>(lr), o.beta1, o.beta2, o.eps}, normState_);
 
     float lossSum = 0, state[3] = {0, 0, 0};
     backend_.download(&lossSum, model_->lossSum(), 1);

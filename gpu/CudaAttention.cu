@@ -40,7 +40,7 @@ HeadBatching headBatching(size_t B, size_t T, size_t H, size_t D) {
 
 void CudaBackend::attentionForward(float* out, float* probs, const float* qkv, size_t B, size_t T, size_t H,
                                    size_t D) {
-    RELORA_PROF("attentionForward");
+    RELORA_OP("attentionForward");
     if (B * T * H * D == 0) return;
     if (flashAttention(D)) {
         // probs is the (B,H,T) log-sum-exp state here.
@@ -74,7 +74,7 @@ void CudaBackend::attentionForward(float* out, float* probs, const float* qkv, s
 
 void CudaBackend::attentionBackward(float* dqkv, const float* dout, const float* out, const float* probs,
                                     const float* qkv, size_t B, size_t T, size_t H, size_t D) {
-    RELORA_PROF("attentionBackward");
+    RELORA_OP("attentionBackward");
     if (B * T * H * D == 0) return;
     if (flashAttention(D)) {
         auto* delta = static_cast<float*>(ensure(attentionDelta_, B * H * T * sizeof(float)));

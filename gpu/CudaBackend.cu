@@ -8,6 +8,7 @@
 #include "gpu/kernels/adamw.cuh"
 #include "gpu/kernels/common.cuh"
 #include "gpu/kernels/convert.cuh"
+#include "gpu/kernels/multi_tensor.cuh"
 #include "gpu/kernels/prune.cuh"
 #include "gpu/kernels/reduce.cuh"
 
@@ -207,6 +208,8 @@ void CudaBackend::rawRelease(void* ptr) {
     const auto it = sizes_.find(ptr);
     if (it == sizes_.end()) throw std::runtime_error("CUDA backend: release of a pointer it did not allocate");
     liveBytes_ -= it->second;
+    forgetBf16OperandsIn(static_cast<const float*>(ptr),
+                         static_cast<const float*>(ptr) + it->second / sizeof(float));
     sizes_.erase(it);
     CUDA_CHECK(cudaFree(ptr));  // waits for work in flight that may still use it
 }
@@ -240,6 +243,7 @@ void CudaBackend::release(void* ptr) {
 
 void CudaBackend::uploadBytes(void* dst, const void* host, size_t bytes) {
     if (bytes == 0) return;
+    forgetBf16OperandsIn(static_cast<const float*>(dst), static_cast<const float*>(dst) + bytes / sizeof(float));
     CUDA_CHECK(cudaEventSynchronize(stagingFree_));  // the last copy out of staging_ is done
     if (bytes > stagingBytes_) {
         if (staging_) CUDA_CHECK(cudaFreeHost(staging_));
@@ -280,7 +284,7 @@ void CudaBackend::downloadInts(int32_t* host, const int32_t* src, size_t count) 
 }
 
 void CudaBackend::copy(float* dst, const float* src, size_t count) {
-    RELORA_PROF("copy");
+    RELORA_OP("copy");
     if (count == 0 || dst == src) return;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
 }
@@ -303,30 +307,65 @@ void CudaBackend::gemm(bool transA, bool transB, size_t M, size_t N, size_t K, f
         label = buf;
     }
     ProfScope prof(*this, label);
-    // bf16 mode: round both operands to bf16 once, with our own kernel, and
-    // give cuBLAS bf16 inputs (fp32 accumulation and output). Products with a
-    // huge operand (the output head's (N,V) gradient) keep cuBLAS's own
-    // conversion rather than a scratch copy of that size.
+    // bf16 mode: both operands rounded to bf16 by our own kernel (or taken
+    // from the operand cache) and given to cuBLAS as bf16 (fp32 accumulation
+    // and output). Products with a huge operand (the output head's (N,V)
+    // gradient) keep cuBLAS's own conversion rather than a copy of that size.
     const size_t rowsA = transA ? K : M, colsA = transA ? M : K;
     const size_t rowsB = transB ? N : K, colsB = transB ? K : N;
     constexpr size_t kMaxConvert = size_t{64} << 20;  // elements
     if (bf16_ && rowsA * colsA <= kMaxConvert && rowsB * colsB <= kMaxConvert) {
-        auto* a16 = static_cast<__nv_bfloat16*>(ensure(gemmA16_, rowsA * colsA * sizeof(__nv_bfloat16)));
-        auto* b16 = static_cast<__nv_bfloat16*>(ensure(gemmB16_, rowsB * colsB * sizeof(__nv_bfloat16)));
-        to_bf16_kernel<<<gridFor(rowsA * colsA / 4 + 1), kThreads, 0, stream_>>>(a16, A, rowsA, colsA, lda);
-        CUDA_CHECK_LAUNCH("to_bf16_kernel");
-        to_bf16_kernel<<<gridFor(rowsB * colsB / 4 + 1), kThreads, 0, stream_>>>(b16, B, rowsB, colsB, ldb);
-        CUDA_CHECK_LAUNCH("to_bf16_kernel");
+        size_t lda16 = 0, ldb16 = 0;
+        const __nv_bfloat16* a16 = bf16Operand(A, rowsA, colsA, lda, &lda16);
+        const __nv_bfloat16* b16 = bf16Operand(B, rowsB, colsB, ldb, &ldb16);
         CUBLAS_CHECK(cublasGemmEx(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N,
                                   toInt(N, "N"), toInt(M, "M"), toInt(K, "K"), &alpha, b16, CUDA_R_16BF,
-                                  toInt(colsB, "ldb"), a16, CUDA_R_16BF, toInt(colsA, "lda"), &beta, C, CUDA_R_32F,
+                                  toInt(ldb16, "ldb"), a16, CUDA_R_16BF, toInt(lda16, "lda"), &beta, C, CUDA_R_32F,
                                   toInt(ldc, "ldc"), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-        return;
+    } else {
+        CUBLAS_CHECK(cublasGemmEx(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                  toInt(N, "N"), toInt(M, "M"), toInt(K, "K"), &alpha, B, CUDA_R_32F,
+                                  toInt(ldb, "ldb"), A, CUDA_R_32F, toInt(lda, "lda"), &beta, C, CUDA_R_32F,
+                                  toInt(ldc, "ldc"), computeType_, CUBLAS_GEMM_DEFAULT));
     }
-    CUBLAS_CHECK(cublasGemmEx(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N,
-                              toInt(N, "N"), toInt(M, "M"), toInt(K, "K"), &alpha, B, CUDA_R_32F,
-                              toInt(ldb, "ldb"), A, CUDA_R_32F, toInt(lda, "lda"), &beta, C, CUDA_R_32F,
-                              toInt(ldc, "ldc"), computeType_, CUBLAS_GEMM_DEFAULT));
+    forgetBf16OperandsIn(C, C + (M - 1) * ldc + N);
+}
+
+const __nv_bfloat16* CudaBackend::bf16Operand(const float* src, size_t rows, size_t cols, size_t ld,
+                                              size_t* ld16) {
+    ++bf16Clock_;
+    // A cached copy of a matrix with the same row stride that contains this
+    // one (the whole matrix, or a block of its columns and rows).
+    for (Bf16Operand& o : bf16Operands_) {
+        if (!o.src || o.ld != ld || src < o.src) continue;
+        const size_t offset = static_cast<size_t>(src - o.src), row = offset / ld, col = offset % ld;
+        if (row + rows > o.rows || col + cols > o.cols) continue;
+        o.lastUse = bf16Clock_;
+        *ld16 = o.cols;
+        return static_cast<const __nv_bfloat16*>(o.copy.ptr) + row * o.cols + col;
+    }
+    Bf16Operand* slot = &bf16Operands_[0];
+    for (Bf16Operand& o : bf16Operands_)
+        if (o.lastUse < slot->lastUse) slot = &o;
+    auto* copy = static_cast<__nv_bfloat16*>(ensure(slot->copy, rows * cols * sizeof(__nv_bfloat16)));
+    to_bf16_kernel<<<gridFor(rows * cols / 4 + 1), kThreads, 0, stream_>>>(copy, src, rows, cols, ld);
+    CUDA_CHECK_LAUNCH("to_bf16_kernel");
+    slot->src = src;
+    slot->rows = rows;
+    slot->cols = cols;
+    slot->ld = ld;
+    slot->lastUse = bf16Clock_;
+    *ld16 = cols;
+    return copy;
+}
+
+void CudaBackend::forgetBf16Operands() {
+    for (Bf16Operand& o : bf16Operands_) o.src = nullptr;
+}
+
+void CudaBackend::forgetBf16OperandsIn(const float* begin, const float* end) {
+    for (Bf16Operand& o : bf16Operands_)
+        if (o.src && o.src < end && begin < o.src + (o.rows - 1) * o.ld + o.cols) o.src = nullptr;
 }
 
 void CudaBackend::gemmStridedBatched(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha,
@@ -357,19 +396,20 @@ void CudaBackend::reduce(float* out, const float* x, size_t n, bool squares, boo
 }
 
 void CudaBackend::sum(float* out, const float* x, size_t n) {
-    RELORA_PROF("sum"); reduce(out, x, n, false, false); }
+    RELORA_OP("sum"); reduce(out, x, n, false, false); }
 
 void CudaBackend::sumSquaresAccumulate(float* acc, const float* x, size_t n) {
-    RELORA_PROF("sumSquares"); reduce(acc, x, n, true, true); }
+    RELORA_OP("sumSquares"); reduce(acc, x, n, true, true); }
 
 void CudaBackend::finishGradNorm(float* state, const float* acc, const float* loss, float maxNorm) {
+    RELORA_OP("finishGradNorm");
     finish_grad_norm_kernel<<<1, 1, 0, stream_>>>(state, acc, loss, maxNorm);
     CUDA_CHECK_LAUNCH("finish_grad_norm_kernel");
 }
 
 void CudaBackend::adamw(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1,
                         float beta2, float eps, float weightDecay, int64_t step, const float* state) {
-    RELORA_PROF("adamw");
+    RELORA_OP("adamw");
     if (n == 0) return;
     // Bias corrections exactly as the CPU backend computes them.
     const float bc1 = 1.0f - std::pow(beta1, static_cast<float>(step));
@@ -380,14 +420,71 @@ void CudaBackend::adamw(float* param, const float* grad, float* m, float* v, siz
     CUDA_CHECK_LAUNCH("adamw_kernel");
 }
 
+namespace {
+// The two parts of the multi-tensor table (see uploadTensorTable).
+const TensorEntry* tableEntries(const void* table) { return static_cast<const TensorEntry*>(table); }
+const long long* tableFirstChunk(const void* table, size_t count) {
+    return reinterpret_cast<const long long*>(static_cast<const unsigned char*>(table) + count * sizeof(TensorEntry));
+}
+}  // namespace
+
+long long CudaBackend::uploadTensorTable(const std::vector<OptimizerTensor>& tensors) {
+    // Table: (count) TensorEntry, then (count + 1) long long chunk prefix.
+    const size_t count = tensors.size();
+    std::vector<unsigned char> bytes(count * sizeof(TensorEntry) + (count + 1) * sizeof(long long));
+    auto* entries = reinterpret_cast<TensorEntry*>(bytes.data());
+    auto* firstChunk = reinterpret_cast<long long*>(bytes.data() + count * sizeof(TensorEntry));
+    long long chunks = 0;
+    for (size_t i = 0; i < count; ++i) {
+        const OptimizerTensor& t = tensors[i];
+        entries[i] = {t.param, t.grad, t.m, t.v, t.n, t.weightDecay, static_cast<int>(t.step - tensors[0].step)};
+        firstChunk[i] = chunks;
+        chunks += static_cast<long long>((t.n + kTensorChunk - 1) / kTensorChunk);
+    }
+    firstChunk[count] = chunks;
+    if (bytes != tensorTableHost_) {
+        uploadBytes(ensure(tensorTable_, bytes.size()), bytes.data(), bytes.size());
+        tensorTableHost_ = std::move(bytes);
+        tensorTableCount_ = static_cast<int>(count);
+    }
+    return chunks;
+}
+
+void CudaBackend::sumSquaresAccumulateAll(float* acc, const std::vector<OptimizerTensor>& tensors) {
+    RELORA_OP("sumSquaresAll");
+    if (tensors.empty()) return;
+    const long long chunks = uploadTensorTable(tensors);
+    auto* partials = static_cast<double*>(ensure(tensorPartials_, static_cast<size_t>(chunks) * sizeof(double)));
+    const unsigned blocks = static_cast<unsigned>(std::min<long long>(chunks, kMaxGridBlocks));
+    multi_sum_squares_kernel<<<blocks, kThreads, 0, stream_>>>(
+        partials, tableEntries(tensorTable_.ptr), tableFirstChunk(tensorTable_.ptr, tensorTableCount_),
+        tensorTableCount_, chunks);
+    CUDA_CHECK_LAUNCH("multi_sum_squares_kernel");
+    reduce_finish_kernel<<<1, kThreads, 0, stream_>>>(acc, partials, static_cast<int>(chunks), 1);
+    CUDA_CHECK_LAUNCH("reduce_finish_kernel");
+}
+
+void CudaBackend::adamwAll(const std::vector<OptimizerTensor>& tensors, const AdamWSettings& s,
+                           const float* state) {
+    RELORA_OP("adamwAll");
+    if (tensors.empty()) return;
+    const long long chunks = uploadTensorTable(tensors);
+    const unsigned blocks = static_cast<unsigned>(std::min<long long>(chunks, kMaxGridBlocks));
+    multi_adamw_kernel<<<blocks, kThreads, 0, stream_>>>(
+        tableEntries(tensorTable_.ptr), tableFirstChunk(tensorTable_.ptr, tensorTableCount_), tensorTableCount_,
+        chunks, tensors[0].step, s.lr, s.beta1, s.beta2, s.eps, state);
+    CUDA_CHECK_LAUNCH("multi_adamw_kernel");
+}
+
 void CudaBackend::zeroWhereZero(float* x, const float* ref, size_t n) {
+    RELORA_OP("zeroWhereZero");
     if (n == 0) return;
     zero_where_zero_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, ref, n);
     CUDA_CHECK_LAUNCH("zero_where_zero_kernel");
 }
 
 void CudaBackend::pruneMagnitude(float* x, size_t n, float p) {
-    RELORA_PROF("pruneMagnitude");
+    RELORA_OP("pruneMagnitude");
     if (n == 0) return;
     if (n > static_cast<size_t>(INT_MAX)) throw std::runtime_error("pruneMagnitude: tensor too large");
     // Sort |x| on the device; the kernel reads the two order statistics
@@ -412,6 +509,7 @@ void CudaBackend::pruneMagnitude(float* x, size_t n, float p) {
 // ---- analysis ------------------------------------------------------------------------
 
 std::vector<float> CudaBackend::singularValues(const float* a, size_t rows, size_t cols) {
+    RELORA_OP("singularValues");
     if (rows == 0 || cols == 0) return {};
     if (!cusolver_) {
         CUSOLVER_CHECK(cusolverDnCreate(&cusolver_));

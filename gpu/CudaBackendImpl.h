@@ -7,11 +7,13 @@
 // sums, sort space) are cached by size and reused, so a training step never
 // allocates once the first step has run. Matrix products go to cuBLAS:
 // with BackendOptions::bf16MatMul, both operands are rounded to bf16 by our
-// own kernel into scratch and multiplied with fp32 accumulation (products
+// own kernel (a small cache reuses the copy of an operand until memory is
+// written) and multiplied with fp32 accumulation (products
 // with an operand over 64 Mi elements, the output head's, let cuBLAS convert:
 // CUBLAS_COMPUTE_32F_FAST_16BF); plain fp32 (no TF32) otherwise. In bf16 mode
 // attention is flash-style (CudaAttention.cu). RELORA_CUDA_PROFILE=1 times
-// every op with events and prints a table at destruction. Reductions use
+// every op with events and prints a table at destruction. The optimizer's
+// norm and AdamW run over all tensors in one launch each. Reductions use
 // fixed launch shapes and no float atomics, so results are bit-reproducible.
 #pragma once
 
@@ -19,6 +21,7 @@
 #include "gpu/CudaCheck.h"
 
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <cusolverDn.h>
 
@@ -94,11 +97,18 @@ public:
     void adamw(float* param, const float* grad, float* m, float* v, size_t n, float lr,
                float beta1, float beta2, float eps, float weightDecay, int64_t step,
                const float* state) override;
+    void sumSquaresAccumulateAll(float* acc, const std::vector<OptimizerTensor>& tensors) override;
+    void adamwAll(const std::vector<OptimizerTensor>& tensors, const AdamWSettings& s,
+                  const float* state) override;
     void pruneRandom(float* x, size_t n, float p, uint64_t seed) override;
     void pruneMagnitude(float* x, size_t n, float p) override;
     void zeroWhereZero(float* x, const float* ref, size_t n) override;
 
     std::vector<float> singularValues(const float* a, size_t rows, size_t cols) override;
+
+    // Every op that writes device memory other than through gemm calls this
+    // first (RELORA_OP does): the bf16 operand copies may be stale after it.
+    void forgetBf16Operands();
 
     // Op profile (RELORA_CUDA_PROFILE=1): device time per Backend op label,
     // measured with events around each op; printed to stderr at destruction.
@@ -129,6 +139,14 @@ private:
     // Deterministic sum of x(n) (squares when `squares`) into out[0], added
     // to it when `accumulate`: fixed per-block partials, then one block.
     void reduce(float* out, const float* x, size_t n, bool squares, bool accumulate);
+    // The bf16 copy of the row-strided fp32 matrix src(rows, cols; ld), from
+    // the operand cache or converted now; *ld16 receives its row stride.
+    const __nv_bfloat16* bf16Operand(const float* src, size_t rows, size_t cols, size_t ld, size_t* ld16);
+    // Drops the cached copies whose source overlaps [begin, end).
+    void forgetBf16OperandsIn(const float* begin, const float* end);
+    // Uploads the multi-tensor table (multi_tensor.cuh) when the tensors
+    // differ from the last upload; returns the number of chunks.
+    long long uploadTensorTable(const std::vector<OptimizerTensor>& tensors);
 
     int device_ = 0;
     std::string deviceName_;
@@ -143,7 +161,24 @@ private:
     size_t liveBytes_ = 0, peakBytes_ = 0;
 
     Scratch cublasWorkspace_;
-    Scratch gemmA16_, gemmB16_;  // bf16 copies of the operands of one product
+    // bf16 copies of recent product operands. A backward pass multiplies
+    // the same gradient twice in a row (dx = dy·W, then dW = dyᵀ·x and the
+    // adapters' dy·B, dyᵀ·u), a LoRA forward the same input twice: the copy
+    // made for the first product serves the next ones (also for a column
+    // block of it) until an op writes device memory.
+    struct Bf16Operand {
+        const float* src = nullptr;  // null: empty
+        size_t rows = 0, cols = 0, ld = 0;
+        uint64_t lastUse = 0;
+        Scratch copy;                // (rows, cols) bf16, packed
+    };
+    static constexpr size_t kBf16Operands = 3;  // both operands of a product + one kept
+    Bf16Operand bf16Operands_[kBf16Operands];
+    uint64_t bf16Clock_ = 0;
+    Scratch tensorTable_;        // multi-tensor table + chunk prefix
+    std::vector<unsigned char> tensorTableHost_;  // what tensorTable_ holds
+    int tensorTableCount_ = 0;
+    Scratch tensorPartials_;     // (chunks) doubles of the multi-tensor norm
     Scratch reducePartials_;     // (kReduceBlocks) doubles
     Scratch attentionDP_;        // (B,H,T,T) dP / dS of the attention backward
     Scratch attentionDelta_;     // (B,H,T) rowsum(dO ⊙ O) of the flash backward
@@ -191,6 +226,10 @@ private:
     CudaBackend& be_;
     int slot_ = -1;
 };
-#define RELORA_PROF(label) ::relora::gpu::ProfScope relora_prof_scope_(*this, label)
+// Opens every Backend op that writes device memory (gemm handles its own):
+// times it, and drops the bf16 operand copies it may make stale.
+#define RELORA_OP(label)        \
+    forgetBf16Operands();       \
+    ::relora::gpu::ProfScope relora_prof_scope_(*this, label)
 
 }  // namespace relora::gpu

@@ -20,46 +20,49 @@
 namespace relora::gpu {
 
 void CudaBackend::fill(float* x, float value, size_t count) {
-    RELORA_PROF("fill");
+    RELORA_OP("fill");
     if (count == 0) return;
     fill_kernel<<<gridFor(count), kThreads, 0, stream_>>>(x, value, count);
     CUDA_CHECK_LAUNCH("fill_kernel");
 }
 
 void CudaBackend::axpy(float* y, float alpha, const float* x, size_t n) {
-    RELORA_PROF("axpy");
+    RELORA_OP("axpy");
     if (n == 0) return;
     axpy_kernel<<<gridFor(n), kThreads, 0, stream_>>>(y, alpha, x, n);
     CUDA_CHECK_LAUNCH("axpy_kernel");
 }
 
 void CudaBackend::scale(float* x, float alpha, size_t n) {
-    RELORA_PROF("scale");
+    RELORA_OP("scale");
     if (n == 0) return;
     scale_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, alpha, n);
     CUDA_CHECK_LAUNCH("scale_kernel");
 }
 
 void CudaBackend::multiply(float* out, const float* a, const float* b, size_t n) {
-    RELORA_PROF("multiply");
+    RELORA_OP("multiply");
     if (n == 0) return;
     multiply_kernel<<<gridFor(n), kThreads, 0, stream_>>>(out, a, b, n);
     CUDA_CHECK_LAUNCH("multiply_kernel");
 }
 
 void CudaBackend::fillNormal(float* x, size_t n, float stddev, uint64_t seed) {
+    RELORA_OP("fillNormal");
     if (n == 0) return;
     fill_normal_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, n, stddev, seed);
     CUDA_CHECK_LAUNCH("fill_normal_kernel");
 }
 
 void CudaBackend::fillUniform(float* x, size_t n, float bound, uint64_t seed) {
+    RELORA_OP("fillUniform");
     if (n == 0) return;
     fill_uniform_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, n, bound, seed);
     CUDA_CHECK_LAUNCH("fill_uniform_kernel");
 }
 
 void CudaBackend::dropoutMask(float* mask, size_t n, float p, uint64_t seed) {
+    RELORA_OP("dropoutMask");
     if (n == 0) return;
     const float keep = 1.0f / (1.0f - p);
     dropout_mask_kernel<<<gridFor(n), kThreads, 0, stream_>>>(mask, n, p, keep, seed);
@@ -67,7 +70,7 @@ void CudaBackend::dropoutMask(float* mask, size_t n, float p, uint64_t seed) {
 }
 
 void CudaBackend::pruneRandom(float* x, size_t n, float p, uint64_t seed) {
-    RELORA_PROF("pruneRandom");
+    RELORA_OP("pruneRandom");
     if (n == 0) return;
     prune_random_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, n, p, seed);
     CUDA_CHECK_LAUNCH("prune_random_kernel");
@@ -75,7 +78,7 @@ void CudaBackend::pruneRandom(float* x, size_t n, float p, uint64_t seed) {
 
 void CudaBackend::embeddingForward(float* out, const int32_t* tokens, const float* table, size_t N,
                                    size_t C) {
-    RELORA_PROF("embeddingForward");
+    RELORA_OP("embeddingForward");
     if (N == 0 || C == 0) return;
     embedding_forward_kernel<<<gridFor(N * C), kThreads, 0, stream_>>>(out, tokens, table, N, C);
     CUDA_CHECK_LAUNCH("embedding_forward_kernel");
@@ -83,7 +86,7 @@ void CudaBackend::embeddingForward(float* out, const int32_t* tokens, const floa
 
 void CudaBackend::embeddingBackward(float* dtable, const float* dout, const int32_t* tokens, size_t N,
                                     size_t C) {
-    RELORA_PROF("embeddingBackward");
+    RELORA_OP("embeddingBackward");
     if (N == 0 || C == 0) return;
     if (N > static_cast<size_t>(INT32_MAX)) throw std::runtime_error("embeddingBackward: too many tokens");
     const int n = static_cast<int>(N);
@@ -108,7 +111,7 @@ void CudaBackend::embeddingBackward(float* dtable, const float* dout, const int3
 
 void CudaBackend::rmsnormForward(float* out, float* rstd, const float* x, const float* w, size_t N, size_t C,
                                  float eps) {
-    RELORA_PROF("rmsnormForward");
+    RELORA_OP("rmsnormForward");
     if (N == 0) return;
     // One warp per row, kThreads/32 rows per block.
     rmsnorm_forward_kernel<<<gridFor(N * 32), kThreads, 0, stream_>>>(out, rstd, x, w, N, C, eps);
@@ -117,7 +120,7 @@ void CudaBackend::rmsnormForward(float* out, float* rstd, const float* x, const 
 
 void CudaBackend::rmsnormBackward(float* dx, float* dw, const float* dout, const float* x, const float* w,
                                   const float* rstd, size_t N, size_t C) {
-    RELORA_PROF("rmsnormBackward");
+    RELORA_OP("rmsnormBackward");
     if (N == 0 || C == 0) return;
     // Shared memory holds one C-wide dw row per warp: as many warps as fit
     // in 48 KiB, at most 8.
@@ -126,22 +129,29 @@ void CudaBackend::rmsnormBackward(float* dx, float* dw, const float* dout, const
         throw std::runtime_error("rmsnormBackward: width " + std::to_string(C) + " exceeds 12288 columns");
     const size_t warps = std::min<size_t>(8, maxWarps);
     // A fixed number of blocks for a given N: the summation order, and so
-    // the result, depends on the shapes only.
-    const size_t targetBlocks = static_cast<size_t>(std::max(1, smCount_)) * 2;
+    // the result, depends on the shapes only. Four blocks per SM keep enough
+    // rows in flight to hide memory latency.
+    const size_t targetBlocks = static_cast<size_t>(std::max(1, smCount_)) * 4;
     const size_t rowsPerBlock = std::max<size_t>(warps, (N + targetBlocks - 1) / targetBlocks);
     const size_t blocks = (N + rowsPerBlock - 1) / rowsPerBlock;
     auto* partial = static_cast<float*>(ensure(rmsPartials_, blocks * C * sizeof(float)));
-    rmsnorm_backward_kernel<<<static_cast<unsigned>(blocks), static_cast<unsigned>(warps * 32),
-                              warps * C * sizeof(float), stream_>>>(dx, partial, dout, x, w, rstd, N, C,
-                                                                    rowsPerBlock);
+    const dim3 grid(static_cast<unsigned>(blocks)), block(static_cast<unsigned>(warps * 32));
+    const size_t shared = warps * C * sizeof(float);
+    const auto aligned = [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+    if (C % 4 == 0 && aligned(dx) && aligned(dout) && aligned(x) && aligned(w))
+        rmsnorm_backward_kernel<float4><<<grid, block, shared, stream_>>>(dx, partial, dout, x, w, rstd, N, C,
+                                                                         rowsPerBlock);
+    else
+        rmsnorm_backward_kernel<float><<<grid, block, shared, stream_>>>(dx, partial, dout, x, w, rstd, N, C,
+                                                                        rowsPerBlock);
     CUDA_CHECK_LAUNCH("rmsnorm_backward_kernel");
-    rmsnorm_dw_reduce_kernel<<<gridFor(C), kThreads, 0, stream_>>>(dw, partial, blocks, C);
+    rmsnorm_dw_reduce_kernel<<<static_cast<unsigned>((C + 31) / 32), 256, 0, stream_>>>(dw, partial, blocks, C);
     CUDA_CHECK_LAUNCH("rmsnorm_dw_reduce_kernel");
 }
 
 void CudaBackend::rope(float* x, size_t B, size_t T, size_t H, size_t D, size_t rowStride, float theta,
                        bool inverse) {
-    RELORA_PROF("rope");
+    RELORA_OP("rope");
     const size_t half = D / 2;
     if (B * T * H * half == 0) return;
     if (ropeT_ != T || ropeD_ != D || ropeTheta_ != theta) {
@@ -169,14 +179,14 @@ void CudaBackend::rope(float* x, size_t B, size_t T, size_t H, size_t D, size_t 
 }
 
 void CudaBackend::swigluForward(float* out, const float* gu, size_t N, size_t F) {
-    RELORA_PROF("swigluForward");
+    RELORA_OP("swigluForward");
     if (N * F == 0) return;
     swiglu_forward_kernel<<<gridFor(N * F), kThreads, 0, stream_>>>(out, gu, N, F);
     CUDA_CHECK_LAUNCH("swiglu_forward_kernel");
 }
 
 void CudaBackend::swigluBackward(float* dgu, const float* dout, const float* gu, size_t N, size_t F) {
-    RELORA_PROF("swigluBackward");
+    RELORA_OP("swigluBackward");
     if (N * F == 0) return;
     swiglu_backward_kernel<<<gridFor(N * F), kThreads, 0, stream_>>>(dgu, dout, gu, N, F);
     CUDA_CHECK_LAUNCH("swiglu_backward_kernel");
@@ -184,7 +194,7 @@ void CudaBackend::swigluBackward(float* dgu, const float* dout, const float* gu,
 
 void CudaBackend::crossEntropy(float* dlogits, float* losses, const float* logits, const int32_t* targets,
                                size_t N, size_t V, float gradScale) {
-    RELORA_PROF("crossEntropy");
+    RELORA_OP("crossEntropy");
     if (N == 0) return;
     const unsigned blocks = static_cast<unsigned>(std::min<size_t>(N, 65535));
     const int threads = V >= 4096 ? 512 : 256;

@@ -1,7 +1,8 @@
 // RMSNorm (weight only): forward one warp per row; backward one warp per row
-// with dw accumulated deterministically: each block keeps per-warp column
-// sums in shared memory, folds them in warp order into partial(blocks, C),
-// and a second kernel adds the block partials in block order into dw.
+// (float4 loads where rows allow) with dw accumulated deterministically: each
+// block keeps per-warp column sums in shared memory, folds them in warp order
+// into partial(blocks, C), and a second kernel adds the block partials in a
+// fixed order into dw.
 #pragma once
 
 #include "gpu/kernels/common.cuh"
@@ -26,32 +27,55 @@ __global__ void rmsnorm_forward_kernel(float* __restrict__ out, float* __restric
     }
 }
 
+// Per element of the backward pass: dx += r·w·g − k·x, the warp's dw sum
+// += g·x·r; for one float and for four (float4 rows).
+__device__ inline float rmsDot(float g, float w, float x) { return g * w * x; }
+__device__ inline float rmsDot(float4 g, float4 w, float4 x) {
+    return g.x * w.x * x.x + g.y * w.y * x.y + g.z * w.z * x.z + g.w * w.w * x.w;
+}
+__device__ inline void rmsStep(float& d, float& dwSum, float g, float x, float w, float r, float k) {
+    d += r * w * g - k * x;
+    dwSum += g * x * r;
+}
+__device__ inline void rmsStep(float4& d, float4& dwSum, float4 g, float4 x, float4 w, float r, float k) {
+    rmsStep(d.x, dwSum.x, g.x, x.x, w.x, r, k);
+    rmsStep(d.y, dwSum.y, g.y, x.y, w.y, r, k);
+    rmsStep(d.z, dwSum.z, g.z, x.z, w.z, r, k);
+    rmsStep(d.w, dwSum.w, g.w, x.w, w.w, r, k);
+}
+
 // dx(N,C) += r·w·g − r³·(Σ g·w·x)/C · x ;  partial(gridDim.x, C) = this
 // block's Σ over its rows of g·x·r. Rows are split into contiguous chunks per
-// block; warp k of a block takes rows k, k+W, ... of its chunk.
+// block; warp k of a block takes rows k, k+W, ... of its chunk. Vec is float4
+// when C % 4 == 0 (every row then starts 16-byte aligned), else float.
 // Dynamic shared memory: (blockDim.x/32) * C floats.
+template <typename Vec>
 __global__ void rmsnorm_backward_kernel(float* __restrict__ dx, float* __restrict__ partial,
                                         const float* __restrict__ dout, const float* __restrict__ x,
                                         const float* __restrict__ w, const float* __restrict__ rstd,
                                         size_t N, size_t C, size_t rowsPerBlock) {
     extern __shared__ float dwShared[];  // (warps, C)
+    constexpr size_t kWidth = sizeof(Vec) / sizeof(float);
     const size_t warps = blockDim.x / 32, warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-    float* dwWarp = dwShared + warp * C;
-    for (size_t c = lane; c < C; c += 32) dwWarp[c] = 0.0f;
+    const size_t vecs = C / kWidth;
+    Vec* dwWarp = reinterpret_cast<Vec*>(dwShared + warp * C);
+    const Vec* wv = reinterpret_cast<const Vec*>(w);
+    for (size_t c = lane; c < vecs; c += 32) dwWarp[c] = Vec{};
     const size_t r0 = blockIdx.x * rowsPerBlock;
     const size_t r1 = min(N, r0 + rowsPerBlock);
     for (size_t n = r0 + warp; n < r1; n += warps) {
-        const float* xr = x + n * C;
-        const float* g = dout + n * C;
+        const Vec* xr = reinterpret_cast<const Vec*>(x + n * C);
+        const Vec* g = reinterpret_cast<const Vec*>(dout + n * C);
         const float r = rstd[n];
         float dot = 0.0f;
-        for (size_t c = lane; c < C; c += 32) dot += g[c] * w[c] * xr[c];
+        for (size_t c = lane; c < vecs; c += 32) dot += rmsDot(g[c], wv[c], xr[c]);
         dot = warpSum(dot);
         const float k = r * r * r * dot / static_cast<float>(C);
-        float* d = dx + n * C;
-        for (size_t c = lane; c < C; c += 32) {
-            d[c] += r * w[c] * g[c] - k * xr[c];
-            dwWarp[c] += g[c] * xr[c] * r;
+        Vec* d = reinterpret_cast<Vec*>(dx + n * C);
+        for (size_t c = lane; c < vecs; c += 32) {
+            Vec dc = d[c];
+            rmsStep(dc, dwWarp[c], g[c], xr[c], wv[c], r, k);
+            d[c] = dc;
         }
     }
     __syncthreads();
@@ -62,13 +86,23 @@ __global__ void rmsnorm_backward_kernel(float* __restrict__ dx, float* __restric
     }
 }
 
-// dw(C) += Σ over blocks (in order) of partial(blocks, C)
+// dw(C) += Σ over blocks of partial(blocks, C), in a fixed order: a block
+// of 8 warps covers 32 columns; warp k adds rows k, k+8, ..., then warp 0
+// adds the 8 warp sums in order. Launch: ceil(C/32) blocks of 256 threads.
 __global__ void rmsnorm_dw_reduce_kernel(float* __restrict__ dw, const float* __restrict__ partial,
                                          size_t blocks, size_t C) {
-    for (size_t c = globalThread(); c < C; c += gridThreads()) {
-        float s = 0.0f;
-        for (size_t b = 0; b < blocks; ++b) s += partial[b * C + c];
-        dw[c] += s;
+    __shared__ float sums[8][32];
+    const size_t lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const size_t c = blockIdx.x * 32 + lane;
+    float s = 0.0f;
+    if (c < C)
+        for (size_t b = warp; b < blocks; b += 8) s += partial[b * C + c];
+    sums[warp][lane] = s;
+    __syncthreads();
+    if (warp == 0 && c < C) {
+        float total = 0.0f;
+        for (int k = 0; k < 8; ++k) total += sums[k][lane];
+        dw[c] += total;
     }
 }
 
