@@ -16,6 +16,9 @@ then the issue's ratios:
     lora, relora: engine / engine full             (target >= 1.2)
                   engine / torch.compile same method (target >= 2)
     peak memory:  engine / torch (same method)     (target <= 1)
+and what the workbench's measurements cost in the engine: one evaluation
+(validation loss + singular values of every ΔW) against the training
+between two evaluations, and one ReLoRA merge with pruning per layer.
 """
 
 from __future__ import annotations
@@ -113,6 +116,15 @@ def main(argv=None):
             if er and tr and er.get("peak_mib") and tr.get("peak_mib"):
                 parts.append(f"peak memory {er['peak_mib'] / tr['peak_mib']:.2f}")
             print(f"{preset:6s} {m:7s} " + ", ".join(parts))
+
+    print("\nmeasurement costs (engine): one evaluation = validation loss + spectra of every ΔW, "
+          "as a share of the training between two evaluations (targets: <= 3 %; merge < 1 ms per layer)")
+    for r in records:
+        if r["impl"] == "relora" and "evaluation_ms" in r:
+            merge = f"{r['merge_ms_per_layer']:.3f} ms" if r["merge_ms_per_layer"] >= 0 else "-"
+            print(f"{r['preset']:6s} {r['method']:7s} validation {r['validation_ms']:8.1f} ms, evaluation "
+                  f"{r['evaluation_ms']:8.1f} ms every {r['eval_interval']} steps = {r['eval_overhead_pct']:5.2f} %, "
+                  f"merge per layer {merge}")
     return 0
 
 

@@ -1,13 +1,52 @@
 // `relora bench`: training throughput per method on synthetic tokens,
-// measured with the trainer's own step (so it times what a run does).
+// measured with the trainer's own step (so it times what a run does), and
+// what the workbench's measurements cost next to it: one evaluation
+// (validation loss + ΔW spectra) as a share of the training time between two
+// evaluations at the spec's interval, and, for ReLoRA, one merge with
+// optimizer pruning per layer.
 #include "app/cli/Commands.h"
+#include "core/ReLoRA.h"
 #include "core/Trainer.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <vector>
 
 namespace relora::cli {
+namespace {
+
+// Seconds that fn takes on the device (the backend is synchronised before and after).
+template <typename Fn>
+double timed(Backend& backend, Fn&& fn) {
+    backend.synchronize();
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    backend.synchronize();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+struct MeasurementCosts {
+    double validationMs = 0, evaluationMs = 0, overheadPercent = 0;
+    double mergeMsPerLayer = -1;  // ReLoRA only
+};
+
+MeasurementCosts measurementCosts(Trainer& trainer, Backend& backend, double stepSeconds) {
+    MeasurementCosts c;
+    c.validationMs = 1e3 * timed(backend, [&] { trainer.validationLoss(); });
+    c.evaluationMs = 1e3 * timed(backend, [&] { trainer.evaluate(); });
+    c.overheadPercent = 100.0 * c.evaluationMs / (1e3 * stepSeconds * trainer.spec().train.evalInterval);
+    const RunSpec& spec = trainer.spec();
+    if (spec.method.kind == Method::ReLoRA) {
+        const double seconds = timed(backend, [&] {
+            restartAll(backend, trainer.model().parts(), {spec.relora.prune, spec.relora.pruneRatio}, 1, 0);
+        });
+        c.mergeMsPerLayer = 1e3 * seconds / spec.model.layers;
+    }
+    return c;
+}
+
+}  // namespace
 
 int benchCommand(const std::vector<std::string>& args) {
     const Arguments a(args, {"json"},
@@ -23,8 +62,8 @@ int benchCommand(const std::vector<std::string>& args) {
     if (steps < 2 || warmup < 0) throw UsageError("--steps must be at least 2 and --warmup not negative");
 
     if (!a.flag("json"))
-        std::printf("%-8s %-8s %12s %10s %10s  %s\n", "method", "preset", "tokens/s", "ms/step", "peak MiB",
-                    "device");
+        std::printf("%-8s %-8s %12s %10s %10s %9s %10s %11s  %s\n", "method", "preset", "tokens/s", "ms/step",
+                    "peak MiB", "eval ms", "eval cost", "merge/layer", "device");
     for (Method method : methods) {
         const std::string preset = a.valueOr("preset", "tiny");
         RunSpec spec = defaultSpec(method, preset);
@@ -55,15 +94,23 @@ int benchCommand(const std::vector<std::string>& args) {
         const double tps = static_cast<double>(trainer.tokensPerStep()) / mean;
         backend->synchronize();
         const double peakMiB = static_cast<double>(backend->peakMemoryBytes()) / (1024.0 * 1024.0);
+        const MeasurementCosts costs = measurementCosts(trainer, *backend, mean);
         if (a.flag("json"))
             std::printf("{\"impl\":\"relora\",\"method\":\"%s\",\"preset\":\"%s\",\"tokens_per_s\":%.1f,"
-                        "\"step_ms\":%.2f,\"peak_mib\":%.1f,\"backend\":\"%s\",\"device\":\"%s\",\"batch\":%d,\"context\":%d}\n",
+                        "\"step_ms\":%.2f,\"peak_mib\":%.1f,\"backend\":\"%s\",\"device\":\"%s\",\"batch\":%d,"
+                        "\"context\":%d,\"validation_ms\":%.2f,\"evaluation_ms\":%.2f,\"eval_interval\":%d,"
+                        "\"eval_overhead_pct\":%.3f,\"merge_ms_per_layer\":%.4f}\n",
                         toString(method).c_str(), preset.c_str(), tps, mean * 1e3, peakMiB,
                         backend->name().c_str(), backend->deviceName().c_str(), spec.train.batch,
-                        spec.model.context);
-        else
-            std::printf("%-8s %-8s %12.0f %10.1f %10.0f  %s\n", toString(method).c_str(), preset.c_str(), tps,
-                        mean * 1e3, peakMiB, backend->deviceName().c_str());
+                        spec.model.context, costs.validationMs, costs.evaluationMs, spec.train.evalInterval,
+                        costs.overheadPercent, costs.mergeMsPerLayer);
+        else {
+            char merge[32] = "-";
+            if (costs.mergeMsPerLayer >= 0) std::snprintf(merge, sizeof merge, "%.3f ms", costs.mergeMsPerLayer);
+            std::printf("%-8s %-8s %12.0f %10.1f %10.0f %9.1f %9.2f%% %11s  %s\n", toString(method).c_str(),
+                        preset.c_str(), tps, mean * 1e3, peakMiB, costs.evaluationMs, costs.overheadPercent, merge,
+                        backend->deviceName().c_str());
+        }
         std::fflush(stdout);
     }
     return 0;
