@@ -26,17 +26,6 @@ size_t numberedSuffix(const std::string& name, const std::string& tag) {
     return name.compare(at, tag.size(), tag) == 0 ? at : std::string::npos;
 }
 
-// The stem of a run warmStartSweepRuns made, or nothing for any other run.
-std::optional<std::string> sweepStem(const RunSpec& spec) {
-    const std::string& name = spec.name;
-    if (const size_t at = numberedSuffix(name, kSweepRunTag); at != std::string::npos && spec.method.kind == Method::ReLoRA)
-        return name.substr(0, at);
-    const std::string reference = kSweepReferenceSuffix;
-    if (spec.method.kind == Method::FullRank && name.size() > reference.size() && name.ends_with(reference))
-        return name.substr(0, name.size() - reference.size());
-    return std::nullopt;
-}
-
 // What every run of one sweep shares: the spec with name, method and warm
 // start set alike.
 std::string sweepBase(const RunSpec& spec, const std::string& stem) {
@@ -194,6 +183,16 @@ std::string experimentStem(const std::string& name) {
     for (const std::string suffix : {kSweepReferenceSuffix, "-full", "-lora", "-relora", "-sweep"})
         if (name.size() > suffix.size() && name.ends_with(suffix)) return name.substr(0, name.size() - suffix.size());
     return name;
+}
+
+std::optional<std::string> sweepStem(const RunSpec& spec) {
+    const std::string& name = spec.name;
+    if (const size_t at = numberedSuffix(name, kSweepRunTag); at != std::string::npos && spec.method.kind == Method::ReLoRA)
+        return name.substr(0, at);
+    const std::string reference = kSweepReferenceSuffix;
+    if (spec.method.kind == Method::FullRank && name.size() > reference.size() && name.ends_with(reference))
+        return name.substr(0, name.size() - reference.size());
+    return std::nullopt;
 }
 
 double switchFraction(const RunSpec& spec) {

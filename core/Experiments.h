@@ -75,6 +75,10 @@ std::string percentText(double fraction);
 // again under the same names.
 std::string experimentStem(const std::string& name);
 
+// The stem of a run warmStartSweepRuns made (read from its name and
+// method), or nothing for any other run.
+std::optional<std::string> sweepStem(const RunSpec& spec);
+
 // The switch point of a sweep run as a fraction of its steps: its warm start
 // over its steps, 1 for the full-rank reference.
 double switchFraction(const RunSpec& spec);

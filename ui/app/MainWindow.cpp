@@ -15,6 +15,7 @@
 #include "ui/editor/DerivedFigures.h"
 #include "ui/editor/PresetLibrary.h"
 #include "ui/editor/RunEditor.h"
+#include "ui/experiments/SweepDialog.h"
 #include "ui/runs/RunTableModel.h"
 #include "ui/runs/RunsPanel.h"
 
@@ -60,6 +61,7 @@ MainWindow::MainWindow(const QString& database, QWidget* parent) : QMainWindow(p
     charts_ = new ChartGrid(poller_);
     runs_ = new RunsPanel(poller_);
     status_ = new RunStatusBar;
+    sweep_ = new SweepDialog(poller_, editor_, this);
     setCentralWidget(charts_);
     statusBar()->addPermanentWidget(status_, 1);
 
@@ -73,6 +75,13 @@ MainWindow::MainWindow(const QString& database, QWidget* parent) : QMainWindow(p
     connect(editor_, &RunEditor::launchRequested, this, [this](const RunSpec& spec) { queueRuns({spec}); });
     connect(editor_, &RunEditor::headlineRequested, this,
             [this](const RunSpec& spec) { queueRuns(experiments::headlineRuns(spec)); });
+    connect(sweep_, &SweepDialog::queueRequested, this, [this](const std::vector<RunSpec>& specs) {
+        if (const auto ids = queueRuns(specs); !ids.empty()) sweep_->showSweepOf(ids.front());
+    });
+    connect(runs_, &RunsPanel::sweepRequested, this, [this](qint64 id) {
+        showSweeps();
+        sweep_->showSweepOf(id);
+    });
     connect(runs_, &RunsPanel::overlayChanged, this, &MainWindow::overlayChanged);
     connect(runs_, &RunsPanel::duplicateRequested, this, &MainWindow::duplicateRun);
     connect(runs_, &RunsPanel::snapshotRequested, this, [this](qint64 id) { exportSnapshot(id); });
@@ -130,6 +139,7 @@ void MainWindow::buildActions() {
     launch_ = action("launch", tr("&Launch"), [this] { editor_->launchButton()->click(); });
     launch_->setShortcut(Qt::CTRL | Qt::Key_Return);
     headline_ = action("compare", tr("&Headline: 4 methods"), [this] { editor_->headlineButton()->click(); });
+    sweepAction_ = action("sweep", tr("Warm-start s&weep…"), [this] { showSweeps(); });
     pause_ = action("pause", tr("&Pause"), [this] {
         if (auto id = controller_->currentRun()) controller_->pause(*id);
     });
@@ -144,7 +154,8 @@ void MainWindow::buildActions() {
         for (int64_t id : controller_->trainingRuns()) controller_->stop(id);
     });
     resetZoom_ = action("reset-zoom", tr("&Reset zoom"), [this] { charts_->resetZoom(); });
-    for (QAction* a : {launch_, headline_, pause_, resume_, stop_, resetZoom_}) a->setToolTip(a->text().remove('&'));
+    for (QAction* a : {launch_, headline_, sweepAction_, pause_, resume_, stop_, resetZoom_})
+        a->setToolTip(a->text().remove('&'));
 }
 
 void MainWindow::buildMenus() {
@@ -165,9 +176,15 @@ void MainWindow::buildMenus() {
         });
     }
     for (const QString& problem : problems) qWarning("preset left out: %s", qPrintable(problem));
+    presets->addSeparator();
+    for (const experiments::ExperimentDefaults& e : experiments::experimentDefaults()) {
+        presets->addAction(tr("Load the %1 experiment spec (%2 steps, rank %3) into the editor")
+                               .arg(QString::fromStdString(e.preset)).arg(e.steps).arg(e.rank),
+                           this, [this, preset = e.preset] { editor_->setSpec(experiments::experimentSpec(preset)); });
+    }
 
     QMenu* run = menuBar()->addMenu(tr("&Run"));
-    run->addActions({launch_, headline_});
+    run->addActions({launch_, headline_, sweepAction_});
     run->addSeparator();
     run->addActions({pause_, resume_, stop_, stopAll_});
 
@@ -180,7 +197,7 @@ void MainWindow::buildToolBar() {
     QToolBar* bar = addToolBar(tr("Runs and charts"));
     bar->setObjectName(QStringLiteral("mainToolBar"));
     bar->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
-    bar->addActions({launch_, headline_});
+    bar->addActions({launch_, headline_, sweepAction_});
     bar->addSeparator();
     bar->addActions({pause_, resume_, stop_});
     bar->addSeparator();
@@ -342,6 +359,12 @@ std::vector<int64_t> MainWindow::queueRuns(const std::vector<RunSpec>& specs) {
     poller_->pollNow();
     for (int64_t id : ids) runs_->setOverlaid(id, true);
     return ids;
+}
+
+void MainWindow::showSweeps() {
+    sweep_->show();
+    sweep_->raise();
+    sweep_->activateWindow();
 }
 
 void MainWindow::overlayChanged() {

@@ -27,6 +27,7 @@ class RunDataPoller;
 class RunEditor;
 class RunStatusBar;
 class RunsPanel;
+class SweepDialog;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -49,6 +50,7 @@ public:
     RunEditor* editor() const { return editor_; }
     ChartGrid* charts() const { return charts_; }
     RunsPanel* runsPanel() const { return runs_; }
+    SweepDialog* sweepDialog() const { return sweep_; }
     RunStatusBar* runStatus() const { return status_; }
     QAction* pauseAction() const { return pause_; }
     QAction* resumeAction() const { return resume_; }
@@ -69,6 +71,7 @@ private:
     void updateRunActions();
     void updateStatus();
     void overlayChanged();
+    void showSweeps();
     void runEnded(qint64 runId, const QString& status, const QString& message);
     void chartOptionsChanged();
 
@@ -93,11 +96,12 @@ private:
     ChartGrid* charts_;
     RunsPanel* runs_;
     RunStatusBar* status_;
+    SweepDialog* sweep_;
     QMap<qint64, Progress> progress_;
     QMap<qint64, QString> devices_;
 
     QAction *open_, *create_, *loadSpec_, *saveSpec_, *exportPng_, *exportSvg_, *exportCsv_, *exportSnapshot_, *quit_;
-    QAction *launch_, *headline_, *pause_, *resume_, *stop_, *stopAll_, *resetZoom_;
+    QAction *launch_, *headline_, *sweepAction_, *pause_, *resume_, *stop_, *stopAll_, *resetZoom_;
     QComboBox* xAxis_;
     QSlider* smoothing_;
     QLabel* smoothingValue_;

@@ -151,10 +151,20 @@ void setNiceRange(QValueAxis* axis, double lo, double hi) {
 
 }  // namespace
 
+void ChartCanvas::setFixedXRange(double xMin, double xMax, double tickInterval) {
+    fixedX_ = {xMin, xMax};
+    x_->setTickType(QValueAxis::TicksDynamic);
+    x_->setTickAnchor(0);
+    x_->setTickInterval(tickInterval);
+    if (!zoomed_) setRangeIfChanged(x_, xMin, xMax);
+}
+
 void ChartCanvas::setAutoRange(double xMin, double xMax, double yMin, double yMax) {
-    if (zoomed_ || !std::isfinite(xMin) || !std::isfinite(yMin)) return;
+    if (zoomed_) return;
+    if (fixedX_) setRangeIfChanged(x_, fixedX_->first, fixedX_->second);
+    if (!std::isfinite(xMin) || !std::isfinite(yMin)) return;
     if (xMax <= xMin) xMax = xMin + 1;
-    setNiceRange(x_, xMin, xMax);
+    if (!fixedX_) setNiceRange(x_, xMin, xMax);
     if (logY_) {
         // Whole decades, so the range changes only when the data crosses one;
         // at most kLogDecades of them, below which values are numerically zero
@@ -349,6 +359,8 @@ void ChartCanvas::drawMarkers(QPainter& painter, const QRectF& plot) {
     QFont small = painter.font();
     small.setPointSizeF(small.pointSizeF() * 0.8);
     painter.setFont(small);
+    const QFontMetrics fm = painter.fontMetrics();
+    std::vector<double> rowEnds;   // per line of labels, where its last label ends
     for (const Marker& m : markers_) {
         const double px = xToPixel(m.x, plot);
         if (px < plot.left() || px > plot.right()) continue;
@@ -356,10 +368,17 @@ void ChartCanvas::drawMarkers(QPainter& painter, const QRectF& plot) {
         color.setAlpha(150);
         painter.setPen(QPen(color, 1, Qt::DashLine));
         painter.drawLine(QPointF(px, plot.top()), QPointF(px, plot.bottom()));
-        if (!m.label.isEmpty()) {
-            painter.setPen(m.color);
-            painter.drawText(QPointF(px + 3, plot.top() + painter.fontMetrics().ascent() + 1), m.label);
-        }
+        if (m.label.isEmpty()) continue;
+        // Right of the line, or left of it where the plot ends first; in the
+        // first line of labels where it overlaps none.
+        const int width = fm.horizontalAdvance(m.label);
+        const double left = px + 3 + width > plot.right() ? px - 3 - width : px + 3;
+        size_t row = 0;
+        while (row < rowEnds.size() && left < rowEnds[row] + 4) ++row;
+        if (row == rowEnds.size()) rowEnds.push_back(0);
+        rowEnds[row] = left + width;
+        painter.setPen(m.color);
+        painter.drawText(QPointF(left, plot.top() + fm.ascent() + 1 + row * fm.height()), m.label);
     }
 }
 

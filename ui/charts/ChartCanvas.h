@@ -10,6 +10,7 @@
 #include <QPointer>
 #include <QString>
 
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -43,6 +44,9 @@ public:
 
     // Shows these data bounds (padded), unless the user zoomed or panned.
     void setAutoRange(double xMin, double xMax, double yMin, double yMax);
+    // For an x domain known in advance (percentages): this x range, ticks
+    // every `tickInterval` from 0, whatever setAutoRange is given.
+    void setFixedXRange(double xMin, double xMax, double tickInterval);
     bool isZoomed() const { return zoomed_; }
     // The x range shown now, and the plot's width in pixels: what curves are
     // decimated for.
@@ -50,6 +54,7 @@ public:
     int plotWidth() const;
 
     void setMarkers(std::vector<Marker> markers);
+    const std::vector<Marker>& markers() const { return markers_; }
 
     // PNG or SVG, by the file's suffix. False with `error` set on failure.
     bool exportTo(const QString& path, QString* error = nullptr);
@@ -85,6 +90,7 @@ private:
     QAbstractAxis* y_ = nullptr;
     QString yTitle_;
     bool logY_ = false;
+    std::optional<std::pair<double, double>> fixedX_;
     bool zoomed_ = false;
     bool viewChangePending_ = false;
     bool panning_ = false;

@@ -268,7 +268,7 @@ void RunEditor::connectEdits() {
 
 void RunEditor::setSpec(const RunSpec& spec) {
     base_ = spec;
-    const QSignalBlocker block(this);
+    QSignalBlocker block(this);
     std::vector<QSignalBlocker> blockers;
     for (QObject* o : std::initializer_list<QObject*>{name_, method_, backend_, preset_, dModel_, dFF_, heads_, layers_,
                                                       context_, corpus_, synthetic_, rank_, alpha_, scaling_, dropout_,
@@ -306,6 +306,8 @@ void RunEditor::setSpec(const RunSpec& spec) {
     snapshotInterval_->setValue(spec.train.snapshotInterval);
     blockers.clear();
     revalidate();
+    block.unblock();
+    emit specEdited();
 }
 
 RunSpec RunEditor::spec() const {

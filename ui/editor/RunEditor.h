@@ -58,6 +58,7 @@ signals:
     void launchRequested(const RunSpec& spec);
     // The headline experiment (core/Experiments.h) with this spec as base.
     void headlineRequested(const RunSpec& spec);
+    // The spec changed: a field was edited, or setSpec loaded another one.
     void specEdited();
 
 private:

@@ -1,5 +1,6 @@
 #include "ui/runs/RunsPanel.h"
 
+#include "core/Experiments.h"
 #include "ui/data/RunDataPoller.h"
 #include "ui/runs/ConfigDiffModel.h"
 #include "ui/runs/RunPalette.h"
@@ -107,6 +108,8 @@ void RunsPanel::showContextMenu(const QPoint& pos) {
         for (int64_t other : std::set<int64_t>(model_->checkedRuns())) model_->setChecked(other, false);
         model_->setChecked(id, true);
     });
+    if (const StoredSpec* stored = poller_->spec(id); stored && stored->spec && experiments::sweepStem(*stored->spec))
+        menu.addAction(tr("Show its warm-start sweep"), this, [this, id] { emit sweepRequested(id); });
     if (const RunRow* row = model_->row(id); row && (row->summary.status == "running" || row->summary.status == "queued"))
         menu.addAction(QIcon(QStringLiteral(":/icons/stop.svg")), tr("Stop"), this, [this, id] { emit stopRequested(id); });
     menu.exec(table_->viewport()->mapToGlobal(pos));

@@ -42,6 +42,8 @@ signals:
     void duplicateRequested(qint64 runId);
     void snapshotRequested(qint64 runId);
     void stopRequested(qint64 runId);
+    // Show the warm-start sweep the run belongs to.
+    void sweepRequested(qint64 runId);
 
 private:
     void refreshRows();
