@@ -51,8 +51,9 @@ commands:
   validate SPEC.json [--set key=value ...] [--no-corpus-check]
                           check a spec; lists every problem with its field
   bench [--preset P] [--method full|lora|relora|all] [--batch 8] [--context 256]
-        [--steps 20] [--warmup 3] [--threads N] [--backend B] [--rank R] [--json]
-                          training throughput per method on synthetic tokens
+        [--steps 20] [--warmup 3] [--threads N] [--backend B] [--rank R] [--json] [--costs]
+                          training throughput per method on synthetic tokens; --costs adds
+                          what an evaluation and a ReLoRA merge cost next to training
   selftest [--backend auto|cpu|cuda] [--steps 100]
                           check a backend against the CPU reference on a small model
                           (ops, fp32 gradients, bf16 loss curves, merges, pruning,

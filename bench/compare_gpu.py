@@ -6,7 +6,7 @@ Usage:
         [--compile both|yes|no] [--steps 10] [--out results.jsonl]
 
 Per preset it runs
-    relora bench --backend cuda --json --preset P --batch 32 --context 512
+    relora bench --backend cuda --json --costs --preset P --batch 32 --context 512
                  --set model.vocab=32000 --steps S
     python3 bench/torch_gpu_bench.py --json --preset P --batch 32 --context 512
                  --vocab 32000 --steps S --compile ...
@@ -73,7 +73,7 @@ def main(argv=None):
     for preset in args.preset:
         common = ["--preset", preset, "--batch", str(args.batch), "--context", str(args.context),
                   "--steps", str(args.steps)]
-        records += run_lines([args.relora, "bench", "--backend", "cuda", "--json", "--method", args.method,
+        records += run_lines([args.relora, "bench", "--backend", "cuda", "--json", "--costs", "--method", args.method,
                               "--set", f"model.vocab={args.vocab}"] + common)
         save()
         if not args.skip_torch:
@@ -117,13 +117,14 @@ def main(argv=None):
                 parts.append(f"peak memory {er['peak_mib'] / tr['peak_mib']:.2f}")
             print(f"{preset:6s} {m:7s} " + ", ".join(parts))
 
-    print("\nmeasurement costs (engine): one evaluation = validation loss + spectra of every ΔW, "
-          "as a share of the training between two evaluations (targets: <= 3 %; merge < 1 ms per layer)")
+    print("\nmeasurement costs (engine): one evaluation = validation loss + spectra of every ΔW (waited for); "
+          "overhead = what one evaluation adds to the steps until the next, spectra in the background "
+          "(targets: <= 3 %; merge < 1 ms per layer)")
     for r in records:
         if r["impl"] == "relora" and "evaluation_ms" in r:
             merge = f"{r['merge_ms_per_layer']:.3f} ms" if r["merge_ms_per_layer"] >= 0 else "-"
             print(f"{r['preset']:6s} {r['method']:7s} validation {r['validation_ms']:8.1f} ms, evaluation "
-                  f"{r['evaluation_ms']:8.1f} ms every {r['eval_interval']} steps = {r['eval_overhead_pct']:5.2f} %, "
+                  f"{r['evaluation_ms']:8.1f} ms, overhead every {r['eval_interval']} steps {r['eval_overhead_pct']:5.2f} %, "
                   f"merge per layer {merge}")
     return 0
 

@@ -14,7 +14,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace relora {
@@ -30,6 +32,18 @@ struct OptimizerTensor {
     size_t n = 0;
     float weightDecay = 0.0f;
     int64_t step = 1;
+};
+
+// A tensor x(n) in backend memory.
+struct TensorRef {
+    float* data = nullptr;
+    size_t n = 0;
+};
+
+// A row-major matrix data(rows, cols) in backend memory.
+struct MatrixRef {
+    const float* data = nullptr;
+    size_t rows = 0, cols = 0;
 };
 
 struct AdamWSettings {
@@ -154,12 +168,34 @@ public:
     virtual void pruneRandom(float* x, size_t n, float p, uint64_t seed) = 0;
     // Zero entries of x(n) whose |value| is at or below the p-quantile of |x|.
     virtual void pruneMagnitude(float* x, size_t n, float p) = 0;
+    // pruneMagnitude on each tensor (each by its own quantile); backends
+    // with launch costs do them together (a ReLoRA restart prunes 4 moments
+    // per adapter, 224 tensors at 60M).
+    virtual void pruneMagnitudeAll(const std::vector<TensorRef>& tensors, float p) {
+        for (const TensorRef& t : tensors) pruneMagnitude(t.data, t.n, p);
+    }
     // x[i] = 0 where ref[i] == 0 (a first moment follows its pruned second one).
     virtual void zeroWhereZero(float* x, const float* ref, size_t n) = 0;
 
     // ---- analysis (may synchronise; only called between steps) -------------
     // Singular values (descending) of the row-major matrix a(rows, cols).
     virtual std::vector<float> singularValues(const float* a, size_t rows, size_t cols) = 0;
+    // Spectra in the background, so that measuring ΔW need not stall
+    // training: queueSingularValues reads the matrices in stream order (the
+    // caller may overwrite them with its next ops) and may return before the
+    // values exist; takeSingularValues gives the singular values of every
+    // matrix queued since the last take, in queue order, or nothing while
+    // they are still being computed (wait = false). The default computes them
+    // at once, one by one.
+    virtual void queueSingularValues(const std::vector<MatrixRef>& matrices) {
+        for (const MatrixRef& m : matrices) queuedSpectra_.push_back(singularValues(m.data, m.rows, m.cols));
+    }
+    virtual std::optional<std::vector<std::vector<float>>> takeSingularValues(bool /*wait*/) {
+        return std::exchange(queuedSpectra_, {});
+    }
+
+private:
+    std::vector<std::vector<float>> queuedSpectra_;  // the default's finished spectra
 };
 
 struct BackendOptions {

@@ -5,6 +5,7 @@
 #include "core/LinearLayer.h"
 #include "core/RunSpec.h"
 
+#include <utility>
 #include <vector>
 
 namespace relora {
@@ -21,6 +22,10 @@ void mergeAndReinit(Backend& be, LinearPart& part, uint64_t seed);
 // the optimizer's step count is not touched), then zeroes the first moment
 // wherever the second one was pruned.
 void pruneOptimizerState(Backend& be, LoRAAdapter& adapter, const PruneConfig& prune, uint64_t seed);
+// The same for several adapters, each with its seed (random pruning), with
+// all magnitude prunings in one backend call.
+using AdapterSeed = std::pair<LoRAAdapter*, uint64_t>;
+void pruneOptimizerState(Backend& be, const std::vector<AdapterSeed>& adapters, const PruneConfig& prune);
 
 // Merges, re-initialises and prunes every adapter of the model. The seed of
 // part p at restart k is mixSeed(runSeed, ...) so runs are reproducible.

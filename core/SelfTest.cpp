@@ -428,21 +428,23 @@ private:
             be.embeddingBackward(dtable, dout, tok, N, C);
             return Outputs{{"out", b.get(out, N * C)}, {"dtable", b.get(dtable, V * C)}};
         });
-        opCheck("rmsnorm forward/backward", kOpTolerance, [](Backend& be) {
-            Buffers b(be);
-            const size_t N = 300, C = 200;
-            const float* x = b.put(normalHost(N * C, 60));
-            const float* w = b.put(uniformHost(C, 61, 0.5f, 1.5f));
-            float* out = b.zeros(N * C);
-            float* rstd = b.zeros(N);
-            be.rmsnormForward(out, rstd, x, w, N, C, 1e-6f);
-            float* dx = b.put(normalHost(N * C, 62));
-            float* dw = b.put(normalHost(C, 63));
-            const float* dout = b.put(normalHost(N * C, 64));
-            be.rmsnormBackward(dx, dw, dout, x, w, rstd, N, C);
-            return Outputs{{"out", b.get(out, N * C)}, {"rstd", b.get(rstd, N)},
-                           {"dx", b.get(dx, N * C)}, {"dw", b.get(dw, C)}};
-        });
+        for (const size_t C : {size_t{200}, size_t{203}}) {  // float4 rows and the scalar fallback
+            opCheck("rmsnorm forward/backward, C=" + std::to_string(C), kOpTolerance, [C](Backend& be) {
+                Buffers b(be);
+                const size_t N = 300;
+                const float* x = b.put(normalHost(N * C, 60));
+                const float* w = b.put(uniformHost(C, 61, 0.5f, 1.5f));
+                float* out = b.zeros(N * C);
+                float* rstd = b.zeros(N);
+                be.rmsnormForward(out, rstd, x, w, N, C, 1e-6f);
+                float* dx = b.put(normalHost(N * C, 62));
+                float* dw = b.put(normalHost(C, 63));
+                const float* dout = b.put(normalHost(N * C, 64));
+                be.rmsnormBackward(dx, dw, dout, x, w, rstd, N, C);
+                return Outputs{{"out", b.get(out, N * C)}, {"rstd", b.get(rstd, N)},
+                               {"dx", b.get(dx, N * C)}, {"dw", b.get(dw, C)}};
+            });
+        }
         opCheck("rope forward/inverse", kOpTolerance, [](Backend& be) {
             Buffers b(be);
             const size_t B = 2, T = 16, H = 3, D = 8, C = H * D;
@@ -607,6 +609,21 @@ private:
                 const float* a = b.put(normalHost(r * c, 170 + r));
                 out.emplace_back(std::to_string(r) + "x" + std::to_string(c), be.singularValues(a, r, c));
             }
+            return out;
+        });
+        opCheck("singular values queued in two batches (40x70, 70x40 | 40x40, 256x256, 96x256)", 1e-4, [](Backend& be) {
+            Buffers b(be);
+            std::vector<MatrixRef> matrices;
+            for (const auto& [r, c] : std::vector<std::pair<size_t, size_t>>{
+                     {40, 70}, {70, 40}, {40, 40}, {256, 256}, {96, 256}})
+                matrices.push_back({b.put(normalHost(r * c, 180 + r + c)), r, c});
+            Outputs out;
+            be.queueSingularValues({matrices.begin(), matrices.begin() + 2});
+            be.queueSingularValues({matrices.begin() + 2, matrices.end()});
+            const auto spectra = *be.takeSingularValues(true);
+            for (size_t i = 0; i < matrices.size(); ++i)
+                out.emplace_back(std::to_string(matrices[i].rows) + "x" + std::to_string(matrices[i].cols),
+                                 spectra[i]);
             return out;
         });
     }

@@ -228,40 +228,57 @@ double Trainer::wallSeconds() const {
 }
 
 Evaluation Trainer::evaluate() {
+    startEvaluation();
+    return *finishEvaluation(true);
+}
+
+void Trainer::startEvaluation() {
+    if (pending_) finishEvaluation(true);  // one evaluation at a time
     Evaluation e;
     e.step = step_;
     e.validationLoss = validationLoss();
-    e.updates = tracker_->measure(spec_.train.rankThreshold);
     e.counts = countParameters(model_->parameters());
+    tracker_->startMeasure();
+    if (sink_)
+        sink_->metrics({{"val_loss", step_, e.validationLoss},
+                        {"val_ppl", step_, std::exp(e.validationLoss)},
+                        {"params_total", step_, double(e.counts.total)},
+                        {"params_trainable", step_, double(e.counts.trainable)},
+                        {"optimizer_state", step_, double(e.counts.optimizerState)},
+                        {"peak_memory_mb", step_, double(backend_.peakMemoryBytes()) / (1 << 20)}},
+                       wallSeconds());
+    pending_ = std::move(e);
+}
+
+std::optional<Evaluation> Trainer::finishEvaluation(bool wait) {
+    if (!pending_) return std::nullopt;
+    std::optional<std::vector<MatrixUpdate>> updates = tracker_->finishMeasure(spec_.train.rankThreshold, wait);
+    if (!updates) return std::nullopt;
+    Evaluation e = std::move(*pending_);
+    pending_.reset();
+    e.updates = std::move(*updates);
     e.updateSize = updateSize(e.updates);
     if (!sink_) return e;
-
-    std::vector<MetricPoint> points = {
-        {"val_loss", step_, e.validationLoss},
-        {"val_ppl", step_, std::exp(e.validationLoss)},
-        {"params_total", step_, double(e.counts.total)},
-        {"params_trainable", step_, double(e.counts.trainable)},
-        {"optimizer_state", step_, double(e.counts.optimizerState)},
-        {"update_size", step_, double(e.updateSize)},
-        {"peak_memory_mb", step_, double(backend_.peakMemoryBytes()) / (1 << 20)},
-    };
+    // Reported at the step the evaluation started, though later steps may
+    // have run while the spectra were computed.
+    std::vector<MetricPoint> points = {{"update_size", e.step, double(e.updateSize)}};
     // Per matrix, and averaged per matrix type over the layers.
     std::map<std::string, std::array<double, 4>> byKind;  // eff, stable, thr, count
     for (const auto& u : e.updates) {
-        points.push_back({"rank_eff/" + u.label, step_, u.ranks.effectiveRank});
-        points.push_back({"rank_stable/" + u.label, step_, u.ranks.stableRank});
-        points.push_back({"rank_thr/" + u.label, step_, double(u.ranks.thresholdRank)});
+        points.push_back({"rank_eff/" + u.label, e.step, u.ranks.effectiveRank});
+        points.push_back({"rank_stable/" + u.label, e.step, u.ranks.stableRank});
+        points.push_back({"rank_thr/" + u.label, e.step, double(u.ranks.thresholdRank)});
         auto& k = byKind[toString(u.part->kind)];
         k[0] += u.ranks.effectiveRank;
         k[1] += u.ranks.stableRank;
         k[2] += u.ranks.thresholdRank;
         k[3] += 1;
-        sink_->spectrum(step_, u.label, u.sigma);
+        sink_->spectrum(e.step, u.label, u.sigma);
     }
     for (const auto& [kind, k] : byKind) {
-        points.push_back({"rank_eff/" + kind, step_, k[0] / k[3]});
-        points.push_back({"rank_stable/" + kind, step_, k[1] / k[3]});
-        points.push_back({"rank_thr/" + kind, step_, k[2] / k[3]});
+        points.push_back({"rank_eff/" + kind, e.step, k[0] / k[3]});
+        points.push_back({"rank_stable/" + kind, e.step, k[1] / k[3]});
+        points.push_back({"rank_thr/" + kind, e.step, k[2] / k[3]});
     }
     sink_->metrics(points, wallSeconds());
     return e;
@@ -325,11 +342,14 @@ RunOutcome Trainer::run(TrainerControl& control,
                         const std::function<void(const StepResult&)>& progress) {
     RunOutcome outcome;
     started_ = Clock::now();
+    // The spectra of an evaluation finish in the background while training
+    // goes on (on backends that can); they are collected between steps.
     const auto recordEvaluation = [&] {
-        const Evaluation e = evaluate();
-        outcome.finalValidationLoss = e.validationLoss;
-        if (!outcome.bestValidationLoss || e.validationLoss < *outcome.bestValidationLoss)
-            outcome.bestValidationLoss = e.validationLoss;
+        startEvaluation();
+        const double loss = pending_->validationLoss;
+        outcome.finalValidationLoss = loss;
+        if (!outcome.bestValidationLoss || loss < *outcome.bestValidationLoss) outcome.bestValidationLoss = loss;
+        finishEvaluation(false);
     };
     try {
         if (sink_) sink_->runStarted(toJson(spec_), backend_.name(), backend_.deviceName());
@@ -343,6 +363,7 @@ RunOutcome Trainer::run(TrainerControl& control,
                 break;
             }
             const StepResult r = step();
+            finishEvaluation(false);
             if (r.diverged) {
                 if (saveCheckpoint) saveCheckpoint(*this);  // the weights before the bad update
                 outcome.status = "failed";
@@ -371,6 +392,7 @@ RunOutcome Trainer::run(TrainerControl& control,
             std::snprintf(text, sizeof text, "trained %d steps in %.1f s", step_, wallSeconds());
             outcome.message = text;
         }
+        finishEvaluation(true);
     } catch (const std::exception& e) {
         outcome.status = "failed";
         outcome.message = std::string("step ") + std::to_string(step_) + ": " + e.what();

@@ -85,6 +85,13 @@ public:
     double validationLoss();
     // Validation loss, ΔW spectra and counts now; also sent to the sink.
     Evaluation evaluate();
+    // The same in two halves, so that training can go on while the backend
+    // computes the spectra: start() measures the validation loss and counts
+    // (sent to the sink at once) and starts the spectra; finish() sends and
+    // returns the whole evaluation once they are ready (nothing while they
+    // are not and wait is false, or when none was started).
+    void startEvaluation();
+    std::optional<Evaluation> finishEvaluation(bool wait);
 
     // The complete state of the run now, and its restoration into a trainer
     // built from the same spec (bit-identical continuation on the CPU).
@@ -127,6 +134,7 @@ private:
     float* normState_ = nullptr;   // (3) norm, clip factor, skip flag
     int step_ = 0;
     int restartCount_ = 0;
+    std::optional<Evaluation> pending_;  // started, spectra not yet collected
     // Wall-clock origin of the metrics' `wall` values: the start of run().
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     double wallSeconds() const;

@@ -1,6 +1,7 @@
 #include "core/UpdateTracker.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace relora {
 
@@ -15,7 +16,8 @@ UpdateTracker::UpdateTracker(Backend& backend, std::vector<LinearPart*> tracked)
         refs_.push_back(be_.allocate(p->weight->count()));
         largest = std::max(largest, p->weight->count());
     }
-    scratch_ = be_.allocate(std::max<size_t>(largest, 1));
+    scratchStride_ = std::max<size_t>(largest, 1);
+    scratch_ = be_.allocate(scratchStride_ * std::min(kSpectraBatch, std::max<size_t>(tracked_.size(), 1)));
     resetReference();
 }
 
@@ -42,14 +44,35 @@ void UpdateTracker::delta(size_t index, float* out) const {
 }
 
 std::vector<MatrixUpdate> UpdateTracker::measure(float tau) {
+    startMeasure();
+    return *finishMeasure(tau, true);
+}
+
+void UpdateTracker::startMeasure() {
+    for (size_t first = 0; first < tracked_.size(); first += kSpectraBatch) {
+        const size_t count = std::min(kSpectraBatch, tracked_.size() - first);
+        std::vector<MatrixRef> deltas;
+        for (size_t j = 0; j < count; ++j) {
+            float* out = scratch_ + j * scratchStride_;
+            delta(first + j, out);
+            deltas.push_back({out, tracked_[first + j]->out, tracked_[first + j]->weight->cols});
+        }
+        be_.queueSingularValues(deltas);
+    }
+}
+
+std::optional<std::vector<MatrixUpdate>> UpdateTracker::finishMeasure(float tau, bool wait) {
+    std::optional<std::vector<std::vector<float>>> spectra = be_.takeSingularValues(wait);
+    if (!spectra) return std::nullopt;
+    if (spectra->size() != tracked_.size())
+        throw std::logic_error("UpdateTracker: " + std::to_string(spectra->size()) + " spectra for " +
+                               std::to_string(tracked_.size()) + " matrices");
     std::vector<MatrixUpdate> result;
     for (size_t i = 0; i < tracked_.size(); ++i) {
-        const LinearPart& p = *tracked_[i];
-        delta(i, scratch_);
         MatrixUpdate u;
-        u.part = &p;
-        u.label = partLabel(p);
-        u.sigma = be_.singularValues(scratch_, p.out, p.weight->cols);
+        u.part = tracked_[i];
+        u.label = partLabel(*u.part);
+        u.sigma = std::move((*spectra)[i]);
         u.ranks = summarizeSpectrum(u.sigma, tau);
         result.push_back(std::move(u));
     }

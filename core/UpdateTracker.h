@@ -7,6 +7,7 @@
 #include "core/LinearLayer.h"
 #include "core/RankMetrics.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,11 @@ public:
     void resetReference();
     // ΔW of every tracked matrix; may synchronise with the backend.
     std::vector<MatrixUpdate> measure(float tau);
+    // The same in two halves: start() snapshots every ΔW now and has the
+    // backend compute the spectra in the background; finish() returns them
+    // once ready (nothing while they are not and wait is false).
+    void startMeasure();
+    std::optional<std::vector<MatrixUpdate>> finishMeasure(float tau, bool wait);
     // ΔW of one tracked matrix into backend memory delta(out, in).
     void delta(size_t index, float* delta) const;
 
@@ -40,7 +46,11 @@ private:
     Backend& be_;
     std::vector<LinearPart*> tracked_;
     std::vector<float*> refs_;      // (out, in) per tracked matrix
-    float* scratch_ = nullptr;      // largest (out, in)
+    // ΔW of up to kSpectraBatch matrices at once, so that a backend can
+    // take their spectra in one batch: slots of the largest (out, in).
+    static constexpr size_t kSpectraBatch = 8;
+    float* scratch_ = nullptr;      // (kSpectraBatch, scratchStride_)
+    size_t scratchStride_ = 0;
 };
 
 std::string partLabel(const LinearPart& part);   // "layers.3.wq"

@@ -1,5 +1,5 @@
 // CudaBackend: device memory, transfers, cuBLAS products, deterministic
-// reductions, AdamW, pruning, singular values (cuSOLVER), and the plugin
+// reductions, AdamW, pruning, the Gram matrices of the spectra, and the plugin
 // that makes the backend known to the engine (registerCudaBackend).
 #include "gpu/CudaBackend.h"
 #include "gpu/CudaBackendImpl.h"
@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 
 namespace relora::gpu {
@@ -122,14 +123,15 @@ void CudaBackend::destroy() noexcept {
         }
         profSlots_.clear();
     }
-    if (cusolver_) cusolverDnDestroy(cusolver_);
+    spectraWorker_.reset();  // joins its thread after the submitted work
+    for (cudaEvent_t e : spectraReady_) cudaEventDestroy(e);
+    spectraReady_.clear();
     if (cublas_) cublasDestroy(cublas_);
     for (auto& [ptr, bytes] : sizes_) cudaFree(ptr);  // scratch, and anything not released
     sizes_.clear();
     if (staging_) cudaFreeHost(staging_);
     if (stagingFree_) cudaEventDestroy(stagingFree_);
     if (stream_) cudaStreamDestroy(stream_);
-    cusolver_ = nullptr;
     cublas_ = nullptr;
     staging_ = nullptr;
     stagingFree_ = nullptr;
@@ -421,31 +423,47 @@ void CudaBackend::adamw(float* param, const float* grad, float* m, float* v, siz
 }
 
 namespace {
-// The two parts of the multi-tensor table (see uploadTensorTable).
-const TensorEntry* tableEntries(const void* table) { return static_cast<const TensorEntry*>(table); }
-const long long* tableFirstChunk(const void* table, size_t count) {
-    return reinterpret_cast<const long long*>(static_cast<const unsigned char*>(table) + count * sizeof(TensorEntry));
+
+// A multi-tensor table (tensor_chunks.cuh) as bytes: (count) entries, then
+// the (count + 1) chunk prefix; *chunks receives the number of chunks.
+template <typename Entry>
+std::vector<unsigned char> chunkedTable(const std::vector<Entry>& entries, long long* chunks) {
+    const size_t count = entries.size();
+    std::vector<unsigned char> bytes(count * sizeof(Entry) + (count + 1) * sizeof(long long));
+    std::memcpy(bytes.data(), entries.data(), count * sizeof(Entry));
+    auto* firstChunk = reinterpret_cast<long long*>(bytes.data() + count * sizeof(Entry));
+    long long c = 0;
+    for (size_t i = 0; i < count; ++i) {
+        firstChunk[i] = c;
+        c += static_cast<long long>((entries[i].n + kTensorChunk - 1) / kTensorChunk);
+    }
+    firstChunk[count] = c;
+    *chunks = c;
+    return bytes;
 }
+
+template <typename Entry>
+const Entry* tableEntries(const void* table) {
+    return static_cast<const Entry*>(table);
+}
+
+template <typename Entry>
+const long long* tableFirstChunk(const void* table, size_t count) {
+    return reinterpret_cast<const long long*>(static_cast<const unsigned char*>(table) + count * sizeof(Entry));
+}
+
 }  // namespace
 
 long long CudaBackend::uploadTensorTable(const std::vector<OptimizerTensor>& tensors) {
-    // Table: (count) TensorEntry, then (count + 1) long long chunk prefix.
-    const size_t count = tensors.size();
-    std::vector<unsigned char> bytes(count * sizeof(TensorEntry) + (count + 1) * sizeof(long long));
-    auto* entries = reinterpret_cast<TensorEntry*>(bytes.data());
-    auto* firstChunk = reinterpret_cast<long long*>(bytes.data() + count * sizeof(TensorEntry));
+    std::vector<TensorEntry> entries;
+    for (const OptimizerTensor& t : tensors)
+        entries.push_back({t.param, t.grad, t.m, t.v, t.n, t.weightDecay, static_cast<int>(t.step - tensors[0].step)});
     long long chunks = 0;
-    for (size_t i = 0; i < count; ++i) {
-        const OptimizerTensor& t = tensors[i];
-        entries[i] = {t.param, t.grad, t.m, t.v, t.n, t.weightDecay, static_cast<int>(t.step - tensors[0].step)};
-        firstChunk[i] = chunks;
-        chunks += static_cast<long long>((t.n + kTensorChunk - 1) / kTensorChunk);
-    }
-    firstChunk[count] = chunks;
+    std::vector<unsigned char> bytes = chunkedTable(entries, &chunks);
     if (bytes != tensorTableHost_) {
         uploadBytes(ensure(tensorTable_, bytes.size()), bytes.data(), bytes.size());
         tensorTableHost_ = std::move(bytes);
-        tensorTableCount_ = static_cast<int>(count);
+        tensorTableCount_ = static_cast<int>(tensors.size());
     }
     return chunks;
 }
@@ -457,7 +475,7 @@ void CudaBackend::sumSquaresAccumulateAll(float* acc, const std::vector<Optimize
     auto* partials = static_cast<double*>(ensure(tensorPartials_, static_cast<size_t>(chunks) * sizeof(double)));
     const unsigned blocks = static_cast<unsigned>(std::min<long long>(chunks, kMaxGridBlocks));
     multi_sum_squares_kernel<<<blocks, kThreads, 0, stream_>>>(
-        partials, tableEntries(tensorTable_.ptr), tableFirstChunk(tensorTable_.ptr, tensorTableCount_),
+        partials, tableEntries<TensorEntry>(tensorTable_.ptr), tableFirstChunk<TensorEntry>(tensorTable_.ptr, tensorTableCount_),
         tensorTableCount_, chunks);
     CUDA_CHECK_LAUNCH("multi_sum_squares_kernel");
     reduce_finish_kernel<<<1, kThreads, 0, stream_>>>(acc, partials, static_cast<int>(chunks), 1);
@@ -471,7 +489,7 @@ void CudaBackend::adamwAll(const std::vector<OptimizerTensor>& tensors, const Ad
     const long long chunks = uploadTensorTable(tensors);
     const unsigned blocks = static_cast<unsigned>(std::min<long long>(chunks, kMaxGridBlocks));
     multi_adamw_kernel<<<blocks, kThreads, 0, stream_>>>(
-        tableEntries(tensorTable_.ptr), tableFirstChunk(tensorTable_.ptr, tensorTableCount_), tensorTableCount_,
+        tableEntries<TensorEntry>(tensorTable_.ptr), tableFirstChunk<TensorEntry>(tensorTable_.ptr, tensorTableCount_), tensorTableCount_,
         chunks, tensors[0].step, s.lr, s.beta1, s.beta2, s.eps, state);
     CUDA_CHECK_LAUNCH("multi_adamw_kernel");
 }
@@ -483,72 +501,125 @@ void CudaBackend::zeroWhereZero(float* x, const float* ref, size_t n) {
     CUDA_CHECK_LAUNCH("zero_where_zero_kernel");
 }
 
-void CudaBackend::pruneMagnitude(float* x, size_t n, float p) {
-    RELORA_OP("pruneMagnitude");
-    if (n == 0) return;
-    if (n > static_cast<size_t>(INT_MAX)) throw std::runtime_error("pruneMagnitude: tensor too large");
-    // Sort |x| on the device; the kernel reads the two order statistics
-    // around the p-quantile itself, so the host never waits.
-    auto* mag = static_cast<float*>(ensure(pruneMag_, n * sizeof(float)));
-    auto* sorted = static_cast<float*>(ensure(pruneSorted_, n * sizeof(float)));
-    abs_kernel<<<gridFor(n), kThreads, 0, stream_>>>(mag, x, n);
-    CUDA_CHECK_LAUNCH("abs_kernel");
-    size_t tempBytes = 0;
-    CUDA_CHECK(cub::DeviceRadixSort::SortKeys(nullptr, tempBytes, mag, sorted, static_cast<int>(n), 0, 32,
-                                              stream_));
-    void* temp = ensure(pruneTemp_, tempBytes);
-    CUDA_CHECK(cub::DeviceRadixSort::SortKeys(temp, tempBytes, mag, sorted, static_cast<int>(n), 0, 32, stream_));
-    const double pos = static_cast<double>(p) * static_cast<double>(n - 1);
-    const size_t lo = static_cast<size_t>(std::floor(pos));
-    const size_t hi = std::min(lo + 1, n - 1);
-    prune_magnitude_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, n, sorted, lo, hi,
-                                                                 pos - static_cast<double>(lo));
-    CUDA_CHECK_LAUNCH("prune_magnitude_kernel");
+void CudaBackend::pruneMagnitude(float* x, size_t n, float p) { pruneMagnitudeAll({{x, n}}, p); }
+
+void CudaBackend::pruneMagnitudeAll(const std::vector<TensorRef>& tensors, float p) {
+    RELORA_OP("pruneMagnitudeAll");
+    // Groups of up to kGroup elements bound the sort's scratch (two 64-bit
+    // keys per element); a larger tensor is a group of its own.
+    constexpr size_t kGroup = size_t{4} << 20;
+    for (size_t first = 0; first < tensors.size();) {
+        std::vector<PruneEntry> group;
+        size_t total = 0;
+        for (; first < tensors.size() && (group.empty() || total + tensors[first].n <= kGroup); ++first) {
+            const TensorRef& t = tensors[first];
+            if (t.n == 0) continue;
+            // The CPU backend's quantile position, in the same double arithmetic.
+            const double pos = static_cast<double>(p) * static_cast<double>(t.n - 1);
+            const size_t lo = static_cast<size_t>(std::floor(pos));
+            group.push_back({t.data, t.n, total, lo, std::min(lo + 1, t.n - 1), pos - static_cast<double>(lo)});
+            total += t.n;
+        }
+        if (group.empty()) continue;
+        if (total > static_cast<size_t>(INT_MAX) || group.size() > (size_t{1} << 20))
+            throw std::runtime_error("pruneMagnitude: tensors too large to sort at once");
+        long long chunks = 0;
+        const std::vector<unsigned char> bytes = chunkedTable(group, &chunks);
+        void* table = ensure(pruneTable_, bytes.size());
+        uploadBytes(table, bytes.data(), bytes.size());
+        const PruneEntry* entries = tableEntries<PruneEntry>(table);
+        const long long* firstChunk = tableFirstChunk<PruneEntry>(table, group.size());
+        auto* keys = static_cast<unsigned long long*>(ensure(pruneKeys_, total * sizeof(unsigned long long)));
+        auto* sorted = static_cast<unsigned long long*>(ensure(pruneSorted_, total * sizeof(unsigned long long)));
+        const int count = static_cast<int>(group.size());
+        const unsigned blocks = static_cast<unsigned>(std::min<long long>(chunks, kMaxGridBlocks));
+        magnitude_keys_kernel<<<blocks, kThreads, 0, stream_>>>(keys, entries, firstChunk, count, chunks);
+        CUDA_CHECK_LAUNCH("magnitude_keys_kernel");
+        // Only the bits in use: 32 of magnitude and enough for the tensor index.
+        int endBit = 32;
+        while ((size_t{1} << (endBit - 32)) < group.size()) ++endBit;
+        size_t tempBytes = 0;
+        CUDA_CHECK(cub::DeviceRadixSort::SortKeys(nullptr, tempBytes, keys, sorted, static_cast<int>(total), 0,
+                                                  endBit, stream_));
+        void* temp = ensure(pruneTemp_, tempBytes);
+        CUDA_CHECK(cub::DeviceRadixSort::SortKeys(temp, tempBytes, keys, sorted, static_cast<int>(total), 0, endBit,
+                                                  stream_));
+        prune_magnitude_kernel<<<blocks, kThreads, 0, stream_>>>(entries, firstChunk, count, chunks, sorted);
+        CUDA_CHECK_LAUNCH("prune_magnitude_kernel");
+    }
 }
 
 // ---- analysis ------------------------------------------------------------------------
 
 std::vector<float> CudaBackend::singularValues(const float* a, size_t rows, size_t cols) {
-    RELORA_OP("singularValues");
-    if (rows == 0 || cols == 0) return {};
-    if (!cusolver_) {
-        CUSOLVER_CHECK(cusolverDnCreate(&cusolver_));
-        CUSOLVER_CHECK(cusolverDnSetStream(cusolver_, stream_));
+    queueSingularValues({{a, rows, cols}});
+    return takeSingularValues(true)->front();
+}
+
+void CudaBackend::queueSingularValues(const std::vector<MatrixRef>& matrices) {
+    RELORA_OP("queueSingularValues");
+    // σ_i(M) = sqrt(λ_i(G)) with G = MᵀM or MMᵀ, whichever is n × n with
+    // n = min(rows, cols). In fp64, λ keeps about 16 digits of σ_max², so σ
+    // down to ~1e-7·σ_max comes out as accurately as fp32 data allows. The
+    // Gram matrices are made here, in stream order (so the caller may reuse
+    // the matrices); their eigenvalues are left to the spectra worker.
+    if (!spectraWorker_) spectraWorker_ = std::make_unique<SpectraWorker>(device_);
+    std::map<size_t, std::vector<size_t>> byWidth;
+    for (size_t i = 0; i < matrices.size(); ++i) {
+        queuedSpectra_.push_back({matrices[i].rows, matrices[i].cols, 0, 0});
+        if (matrices[i].rows && matrices[i].cols)
+            byWidth[std::min(matrices[i].rows, matrices[i].cols)].push_back(i);
     }
-    // The row-major rows×cols matrix is the column-major cols×rows matrix
-    // (same singular values). gesvd needs m >= n: use it as stored when
-    // cols >= rows, else its transpose.
-    const size_t m = std::max(rows, cols), n = std::min(rows, cols);
-    const int mi = toInt(m, "rows"), ni = toInt(n, "cols");
-    auto* work = static_cast<float*>(ensure(svdMatrix_, m * n * sizeof(float)));
-    if (cols >= rows) {
-        CUDA_CHECK(cudaMemcpyAsync(work, a, m * n * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
-    } else {
-        // work(rows × cols, column-major) = (the cols × rows matrix)ᵀ
-        CUDA_CHECK(cudaMemsetAsync(work, 0, m * n * sizeof(float), stream_));
-        const float one = 1.0f, zero = 0.0f;
-        CUBLAS_CHECK(cublasSgeam(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, mi, ni, &one, a, ni, &zero, work, mi, work, mi));
+    const size_t firstQueued = queuedSpectra_.size() - matrices.size();
+    for (const auto& [n, group] : byWidth) {
+        const size_t batch = spectraBatches_++;
+        if (spectraGrams_.size() <= batch) {
+            spectraGrams_.emplace_back();
+            cudaEvent_t ready = nullptr;
+            CUDA_CHECK(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming));
+            spectraReady_.push_back(ready);
+        }
+        auto* gram = static_cast<double*>(ensure(spectraGrams_[batch], group.size() * n * n * sizeof(double)));
+        for (size_t k = 0; k < group.size(); ++k) {
+            const MatrixRef& m = matrices[group[k]];
+            const size_t count = m.rows * m.cols;
+            auto* data = static_cast<double*>(ensure(spectraDouble_, count * sizeof(double)));
+            to_double_kernel<<<gridFor(count), kThreads, 0, stream_>>>(data, m.data, count);
+            CUDA_CHECK_LAUNCH("to_double_kernel");
+            // Column-major, the row-major (rows, cols) matrix is Mc = Mᵀ (cols, rows), ld = cols:
+            // G = Mc·Mcᵀ (cols, cols) when cols <= rows, else Mcᵀ·Mc (rows, rows).
+            const double one = 1.0, zero = 0.0;
+            const bool wide = m.rows < m.cols;
+            const int ni = toInt(n, "n"), ki = toInt(wide ? m.cols : m.rows, "k"), ld = toInt(m.cols, "ld");
+            CUBLAS_CHECK(cublasDgemm(cublas_, wide ? CUBLAS_OP_T : CUBLAS_OP_N, wide ? CUBLAS_OP_N : CUBLAS_OP_T,
+                                     ni, ni, ki, &one, data, ld, data, ld, &zero, gram + k * n * n, ni));
+            queuedSpectra_[firstQueued + group[k]] = {m.rows, m.cols, batch, k};
+        }
+        CUDA_CHECK(cudaEventRecord(spectraReady_[batch], stream_));
+        spectraWorker_->submit(gram, n, group.size(), spectraReady_[batch]);
     }
-    int lwork = 0;
-    CUSOLVER_CHECK(cusolverDnSgesvd_bufferSize(cusolver_, mi, ni, &lwork));
-    auto* sigma = static_cast<float*>(ensure(svdSigma_, n * sizeof(float)));
-    auto* buffer = static_cast<float*>(ensure(svdWork_, (static_cast<size_t>(lwork) + n) * sizeof(float)));
-    auto* info = static_cast<int*>(ensure(svdInfo_, sizeof(int)));
-    signed char job = 'N';
-    CUSOLVER_CHECK(cusolverDnSgesvd(cusolver_, job, job, mi, ni, work, mi, sigma, nullptr, mi, nullptr, ni, buffer,
-                                    lwork, buffer + lwork, info));
-    std::vector<float> out(n);
-    int infoHost = 0;
-    CUDA_CHECK(cudaMemcpyAsync(out.data(), sigma, n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
-    CUDA_CHECK(cudaMemcpyAsync(&infoHost, info, sizeof(int), cudaMemcpyDeviceToHost, stream_));
-    CUDA_CHECK(cudaStreamSynchronize(stream_));
-    const std::string shape = std::to_string(rows) + "x" + std::to_string(cols);
-    if (!std::all_of(out.begin(), out.end(), [](float s) { return std::isfinite(s); }))
-        throw std::runtime_error("singular values: the " + shape + " matrix has non-finite entries");
-    if (infoHost != 0)
-        throw std::runtime_error("cuSOLVER gesvd failed on a " + shape + " matrix (info = " +
-                                 std::to_string(infoHost) + ")");
-    return out;  // descending
+}
+
+std::optional<std::vector<std::vector<float>>> CudaBackend::takeSingularValues(bool wait) {
+    if (spectraWorker_ && !wait && !spectraWorker_->idle()) return std::nullopt;
+    const std::vector<QueuedSpectrum> queued = std::exchange(queuedSpectra_, {});
+    spectraBatches_ = 0;
+    std::vector<std::vector<double>> eigenvalues;
+    if (spectraWorker_) eigenvalues = spectraWorker_->collect();
+    std::vector<std::vector<float>> out;
+    for (const QueuedSpectrum& q : queued) {
+        std::vector<float>& sigma = out.emplace_back();
+        const size_t n = std::min(q.rows, q.cols);
+        if (n == 0) continue;
+        const double* lambda = eigenvalues.at(q.batch).data() + q.index * n;
+        sigma.resize(n);
+        for (size_t j = 0; j < n; ++j)  // eigenvalues ascend, σ descend
+            sigma[j] = static_cast<float>(std::sqrt(std::max(lambda[n - 1 - j], 0.0)));
+        if (!std::all_of(sigma.begin(), sigma.end(), [](float v) { return std::isfinite(v); }))
+            throw std::runtime_error("singular values: the " + std::to_string(q.rows) + "x" +
+                                     std::to_string(q.cols) + " matrix has non-finite entries");
+    }
+    return out;
 }
 
 }  // namespace relora::gpu

@@ -19,13 +19,15 @@
 
 #include "core/Backend.h"
 #include "gpu/CudaCheck.h"
+#include "gpu/SpectraWorker.h"
 
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
-#include <cusolverDn.h>
 
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -102,9 +104,15 @@ public:
                   const float* state) override;
     void pruneRandom(float* x, size_t n, float p, uint64_t seed) override;
     void pruneMagnitude(float* x, size_t n, float p) override;
+    void pruneMagnitudeAll(const std::vector<TensorRef>& tensors, float p) override;
     void zeroWhereZero(float* x, const float* ref, size_t n) override;
 
     std::vector<float> singularValues(const float* a, size_t rows, size_t cols) override;
+    // Per group of equal min(rows, cols) = n: the Gram matrices (n, n) in
+    // fp64 by cuBLAS on the stream, then their eigenvalues by one
+    // cusolverDnXsyevBatched call on the spectra worker's stream and thread.
+    void queueSingularValues(const std::vector<MatrixRef>& matrices) override;
+    std::optional<std::vector<std::vector<float>>> takeSingularValues(bool wait) override;
 
     // Every op that writes device memory other than through gemm calls this
     // first (RELORA_OP does): the bf16 operand copies may be stale after it.
@@ -155,7 +163,6 @@ private:
     cublasComputeType_t computeType_ = CUBLAS_COMPUTE_32F_FAST_16BF;
     cudaStream_t stream_ = nullptr;
     cublasHandle_t cublas_ = nullptr;
-    cusolverDnHandle_t cusolver_ = nullptr;
 
     std::unordered_map<void*, size_t> sizes_;
     size_t liveBytes_ = 0, peakBytes_ = 0;
@@ -184,8 +191,18 @@ private:
     Scratch attentionDelta_;     // (B,H,T) rowsum(dO ⊙ O) of the flash backward
     Scratch rmsPartials_;        // (blocks, C) per-block dw partial sums
     Scratch sortKeys_, sortValuesIn_, sortValuesOut_, sortKeysOut_, sortTemp_;  // embedding backward
-    Scratch pruneMag_, pruneSorted_, pruneTemp_;  // magnitude pruning
-    Scratch svdMatrix_, svdSigma_, svdWork_, svdInfo_;
+    Scratch pruneTable_, pruneKeys_, pruneSorted_, pruneTemp_;  // magnitude pruning
+    // Spectra queued since the last take: per matrix, the worker's batch
+    // and its place in it; per batch a Gram buffer and a ready event.
+    struct QueuedSpectrum {
+        size_t rows, cols, batch, index;
+    };
+    std::vector<QueuedSpectrum> queuedSpectra_;
+    size_t spectraBatches_ = 0;
+    std::vector<Scratch> spectraGrams_;
+    std::vector<cudaEvent_t> spectraReady_;
+    Scratch spectraDouble_;  // one matrix in fp64
+    std::unique_ptr<SpectraWorker> spectraWorker_;
     // Rotary tables (T, D/2) computed on the host exactly as the CPU backend
     // does, uploaded once per (T, D, theta).
     Scratch ropeTables_;

@@ -1,9 +1,12 @@
 // `relora bench`: training throughput per method on synthetic tokens,
-// measured with the trainer's own step (so it times what a run does), and
-// what the workbench's measurements cost next to it: one evaluation
-// (validation loss + ΔW spectra) as a share of the training time between two
-// evaluations at the spec's interval, and, for ReLoRA, one merge with
-// optimizer pruning per layer.
+// measured with the trainer's own step (so it times what a run does). With
+// --costs also what the workbench's measurements cost next to it:
+//   evaluation   one evaluation (validation loss, ΔW spectra, counts) waited for
+//   overhead     what an evaluation adds to the evalInterval steps it starts,
+//                as the run loop does it (spectra overlap the steps where the
+//                backend computes them in the background), against the same
+//                steps without one
+//   merge        one ReLoRA merge with optimizer pruning, per layer
 #include "app/cli/Commands.h"
 #include "core/ReLoRA.h"
 #include "core/Trainer.h"
@@ -31,12 +34,28 @@ struct MeasurementCosts {
     double mergeMsPerLayer = -1;  // ReLoRA only
 };
 
-MeasurementCosts measurementCosts(Trainer& trainer, Backend& backend, double stepSeconds) {
+MeasurementCosts measurementCosts(Trainer& trainer, Backend& backend) {
     MeasurementCosts c;
+    const RunSpec& spec = trainer.spec();
     c.validationMs = 1e3 * timed(backend, [&] { trainer.validationLoss(); });
     c.evaluationMs = 1e3 * timed(backend, [&] { trainer.evaluate(); });
-    c.overheadPercent = 100.0 * c.evaluationMs / (1e3 * stepSeconds * trainer.spec().train.evalInterval);
-    const RunSpec& spec = trainer.spec();
+    const int interval = spec.train.evalInterval;
+    const auto plainSteps = [&] {
+        for (int i = 0; i < interval; ++i) trainer.step();
+    };
+    const auto stepsWithEvaluation = [&] {
+        trainer.startEvaluation();
+        trainer.finishEvaluation(false);
+        for (int i = 0; i < interval; ++i) {
+            trainer.step();
+            trainer.finishEvaluation(false);
+        }
+        trainer.finishEvaluation(true);
+    };
+    // Plain steps before and after, so that a drift in speed cancels.
+    const double plain = timed(backend, plainSteps) + timed(backend, plainSteps);
+    const double withEvaluation = timed(backend, stepsWithEvaluation);
+    c.overheadPercent = 100.0 * (withEvaluation - plain / 2) / (plain / 2);
     if (spec.method.kind == Method::ReLoRA) {
         const double seconds = timed(backend, [&] {
             restartAll(backend, trainer.model().parts(), {spec.relora.prune, spec.relora.pruneRatio}, 1, 0);
@@ -49,7 +68,7 @@ MeasurementCosts measurementCosts(Trainer& trainer, Backend& backend, double ste
 }  // namespace
 
 int benchCommand(const std::vector<std::string>& args) {
-    const Arguments a(args, {"json"},
+    const Arguments a(args, {"json", "costs"},
                       {"preset", "method", "batch", "context", "steps", "warmup", "threads",
                        "backend", "rank", "set"});
     if (!a.positionals().empty()) throw UsageError("relora bench takes no positional arguments");
@@ -60,10 +79,13 @@ int benchCommand(const std::vector<std::string>& args) {
     else throw UsageError("--method must be full, lora, relora or all");
     const int steps = a.intValue("steps", 20), warmup = a.intValue("warmup", 3);
     if (steps < 2 || warmup < 0) throw UsageError("--steps must be at least 2 and --warmup not negative");
+    const bool costs = a.flag("costs");
 
-    if (!a.flag("json"))
-        std::printf("%-8s %-8s %12s %10s %10s %9s %10s %11s  %s\n", "method", "preset", "tokens/s", "ms/step",
-                    "peak MiB", "eval ms", "eval cost", "merge/layer", "device");
+    if (!a.flag("json")) {
+        std::printf("%-8s %-8s %12s %10s %10s", "method", "preset", "tokens/s", "ms/step", "peak MiB");
+        if (costs) std::printf(" %9s %10s %11s", "eval ms", "eval cost", "merge/layer");
+        std::printf("  %s\n", "device");
+    }
     for (Method method : methods) {
         const std::string preset = a.valueOr("preset", "tiny");
         RunSpec spec = defaultSpec(method, preset);
@@ -74,7 +96,6 @@ int benchCommand(const std::vector<std::string>& args) {
         spec.model.context = a.intValue("context", 256);
         spec.train.threads = a.intValue("threads", 0);
         spec.method.rank = a.intValue("rank", spec.method.rank);
-        spec.train.steps = warmup + steps;
         spec.optim.warmup = 1;
         // ReLoRA pays for its merges: restarts fall inside the timed steps.
         spec.relora.resetInterval = std::max(2, std::min(10, steps / 2));
@@ -82,6 +103,8 @@ int benchCommand(const std::vector<std::string>& args) {
         std::string json = toJson(spec);
         for (const std::string& s : a.values("set")) json = applyOverride(json, s);
         spec = fromJson(json);
+        // Room for the timed steps and, with --costs, three evaluation intervals.
+        spec.train.steps = warmup + steps + (costs ? 3 * spec.train.evalInterval : 0);
 
         auto backend = createBackendFor(spec);
         Trainer trainer(spec, *backend);
@@ -94,22 +117,29 @@ int benchCommand(const std::vector<std::string>& args) {
         const double tps = static_cast<double>(trainer.tokensPerStep()) / mean;
         backend->synchronize();
         const double peakMiB = static_cast<double>(backend->peakMemoryBytes()) / (1024.0 * 1024.0);
-        const MeasurementCosts costs = measurementCosts(trainer, *backend, mean);
-        if (a.flag("json"))
+        const MeasurementCosts c = costs ? measurementCosts(trainer, *backend) : MeasurementCosts{};
+        if (a.flag("json")) {
             std::printf("{\"impl\":\"relora\",\"method\":\"%s\",\"preset\":\"%s\",\"tokens_per_s\":%.1f,"
                         "\"step_ms\":%.2f,\"peak_mib\":%.1f,\"backend\":\"%s\",\"device\":\"%s\",\"batch\":%d,"
-                        "\"context\":%d,\"validation_ms\":%.2f,\"evaluation_ms\":%.2f,\"eval_interval\":%d,"
-                        "\"eval_overhead_pct\":%.3f,\"merge_ms_per_layer\":%.4f}\n",
+                        "\"context\":%d",
                         toString(method).c_str(), preset.c_str(), tps, mean * 1e3, peakMiB,
                         backend->name().c_str(), backend->deviceName().c_str(), spec.train.batch,
-                        spec.model.context, costs.validationMs, costs.evaluationMs, spec.train.evalInterval,
-                        costs.overheadPercent, costs.mergeMsPerLayer);
-        else {
-            char merge[32] = "-";
-            if (costs.mergeMsPerLayer >= 0) std::snprintf(merge, sizeof merge, "%.3f ms", costs.mergeMsPerLayer);
-            std::printf("%-8s %-8s %12.0f %10.1f %10.0f %9.1f %9.2f%% %11s  %s\n", toString(method).c_str(),
-                        preset.c_str(), tps, mean * 1e3, peakMiB, costs.evaluationMs, costs.overheadPercent, merge,
-                        backend->deviceName().c_str());
+                        spec.model.context);
+            if (costs)
+                std::printf(",\"validation_ms\":%.2f,\"evaluation_ms\":%.2f,\"eval_interval\":%d,"
+                            "\"eval_overhead_pct\":%.3f,\"merge_ms_per_layer\":%.4f",
+                            c.validationMs, c.evaluationMs, spec.train.evalInterval, c.overheadPercent,
+                            c.mergeMsPerLayer);
+            std::printf("}\n");
+        } else {
+            std::printf("%-8s %-8s %12.0f %10.1f %10.0f", toString(method).c_str(), preset.c_str(), tps,
+                        mean * 1e3, peakMiB);
+            if (costs) {
+                char merge[32] = "-";
+                if (c.mergeMsPerLayer >= 0) std::snprintf(merge, sizeof merge, "%.3f ms", c.mergeMsPerLayer);
+                std::printf(" %9.1f %9.2f%% %11s", c.evaluationMs, c.overheadPercent, merge);
+            }
+            std::printf("  %s\n", backend->deviceName().c_str());
         }
         std::fflush(stdout);
     }

@@ -1,6 +1,7 @@
-// fp32 -> bf16 (round to nearest even) of a row-strided matrix into a packed
-// one: out(rows, cols) = bf16(in(rows, cols) with row stride ld). Used to
-// hand cuBLAS bf16 operands in the backend's bf16 mode.
+// Precision conversions. fp32 -> bf16 (round to nearest even) of a
+// row-strided matrix into a packed one: out(rows, cols) = bf16(in(rows, cols)
+// with row stride ld), to hand cuBLAS bf16 operands in the backend's bf16
+// mode; fp32 -> fp64 for the Gram matrices of the batched spectra.
 #pragma once
 
 #include "gpu/kernels/common.cuh"
@@ -29,6 +30,11 @@ __global__ void to_bf16_kernel(__nv_bfloat16* __restrict__ out, const float* __r
         const size_t r = i / cols, c = i % cols;
         out[i] = __float2bfloat16_rn(in[r * ld + c]);
     }
+}
+
+// out(n) = in(n) as double
+__global__ void to_double_kernel(double* __restrict__ out, const float* __restrict__ in, size_t n) {
+    for (size_t i = globalThread(); i < n; i += gridThreads()) out[i] = in[i];
 }
 
 }  // namespace relora::gpu

@@ -1,18 +1,15 @@
 // Multi-tensor optimizer kernels: the sum of squared gradients and AdamW
 // over every trainable tensor, one launch each instead of one per tensor
-// (a 60M-class LoRA model has 131 of them). A table in device memory lists
-// the tensors; each is cut into chunks of kTensorChunk elements numbered
-// across the table (firstChunk(count+1) prefix), and block b takes chunks
-// b, b + grid, ... Per-chunk partial sums are added in chunk order by one
-// block afterwards, so the norm is bit-reproducible.
+// (a 60M-class LoRA model has 131 of them), over a table of tensors cut
+// into chunks (tensor_chunks.cuh). Per-chunk partial sums are added in chunk
+// order by one block afterwards, so the norm is bit-reproducible.
 #pragma once
 
 #include "gpu/kernels/adamw.cuh"
 #include "gpu/kernels/common.cuh"
+#include "gpu/kernels/tensor_chunks.cuh"
 
 namespace relora::gpu {
-
-constexpr size_t kTensorChunk = 32768;  // elements per chunk
 
 struct TensorEntry {
     float* param;
@@ -23,17 +20,6 @@ struct TensorEntry {
     float weightDecay;
     int stepOffset;  // this tensor's step − the step passed to the kernel
 };
-
-// The tensor whose chunks include `chunk`: the last t with firstChunk[t] <= chunk.
-__device__ inline int tensorOfChunk(const long long* __restrict__ firstChunk, int count, long long chunk) {
-    int lo = 0, hi = count - 1;
-    while (lo < hi) {
-        const int mid = (lo + hi + 1) / 2;
-        if (firstChunk[mid] <= chunk) lo = mid;
-        else hi = mid - 1;
-    }
-    return lo;
-}
 
 // partials(totalChunks) = Σ grad² over each chunk, in double
 __global__ void multi_sum_squares_kernel(double* __restrict__ partials, const TensorEntry* __restrict__ table,
