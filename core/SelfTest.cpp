@@ -416,6 +416,30 @@ private:
             out.emplace_back("linear", b.get(y, n * o));
             return out;
         });
+        // The CUDA backend converts large operands to bf16 once and reuses the
+        // copy while no op writes memory: products sharing an operand, one
+        // using a column block of it, one after the operand changed.
+        opCheck("bf16 mode: products reusing an operand, a column block, after a write", 2e-2, [](Backend& be) {
+            Buffers b(be);
+            const size_t n = 1024, k = 1100, m = 48;  // x(n,k) is above the backend's 1 Mi-element threshold
+            float* x = b.put(normalHost(n * k, 45));
+            const float* w = b.put(normalHost(m * k, 46, 0.05f));
+            const float* g = b.put(normalHost(n * m, 47));
+            float* y = b.zeros(n * m);
+            float* dw = b.zeros(m * k);
+            float* part = b.zeros(n * m);
+            Outputs out;
+            be.gemm(false, true, n, m, k, 1.0f, x, k, w, k, 0.0f, y, m);
+            out.emplace_back("x·wᵀ", b.get(y, n * m));
+            be.gemm(true, false, m, k, n, 1.0f, g, m, x, k, 0.0f, dw, k);
+            out.emplace_back("gᵀ·x (x reused)", b.get(dw, m * k));
+            be.gemm(false, true, n, m, k / 2, 1.0f, x + k / 2, k, w, k, 0.0f, part, m);
+            out.emplace_back("x[:, k/2:]·w[:, :k/2]ᵀ (column block)", b.get(part, n * m));
+            be.scale(x, -2.0f, n * k);
+            be.gemm(false, true, n, m, k, 1.0f, x, k, w, k, 0.0f, y, m);
+            out.emplace_back("x·wᵀ after x changed", b.get(y, n * m));
+            return out;
+        }, true);
         opCheck("embedding forward/backward", 0.0, [](Backend& be) {
             Buffers b(be);
             const size_t V = 50, C = 40, N = 300;

@@ -312,11 +312,14 @@ void CudaBackend::gemm(bool transA, bool transB, size_t M, size_t N, size_t K, f
     // bf16 mode: both operands rounded to bf16 by our own kernel (or taken
     // from the operand cache) and given to cuBLAS as bf16 (fp32 accumulation
     // and output). Products with a huge operand (the output head's (N,V)
-    // gradient) keep cuBLAS's own conversion rather than a copy of that size.
+    // gradient) keep cuBLAS's own conversion rather than a copy of that size,
+    // and so do products of two small operands (LoRA's fold W + s·B·A), where
+    // two conversion launches would cost more than the product.
     const size_t rowsA = transA ? K : M, colsA = transA ? M : K;
     const size_t rowsB = transB ? N : K, colsB = transB ? K : N;
-    constexpr size_t kMaxConvert = size_t{64} << 20;  // elements
-    if (bf16_ && rowsA * colsA <= kMaxConvert && rowsB * colsB <= kMaxConvert) {
+    const size_t sizeA = rowsA * colsA, sizeB = rowsB * colsB;
+    constexpr size_t kMaxConvert = size_t{64} << 20, kMinConvert = size_t{1} << 20;  // elements
+    if (bf16_ && sizeA <= kMaxConvert && sizeB <= kMaxConvert && std::max(sizeA, sizeB) > kMinConvert) {
         size_t lda16 = 0, ldb16 = 0;
         const __nv_bfloat16* a16 = bf16Operand(A, rowsA, colsA, lda, &lda16);
         const __nv_bfloat16* b16 = bf16Operand(B, rowsB, colsB, ldb, &ldb16);

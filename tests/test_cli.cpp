@@ -9,6 +9,7 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include <cmath>
 #include <csignal>
 
 namespace {
@@ -50,6 +51,7 @@ private slots:
     void validateListsEveryProblem();
     void runWritesMetricsFile();
     void interruptStopsCleanly();
+    void benchCostsReportsEveryFigure();
 };
 
 void TestCli::badInvocations_data() {
@@ -151,6 +153,21 @@ void TestCli::interruptStopsCleanly() {
     err += p.readAllStandardError();
     QCOMPARE(p.exitCode(), 130);
     QVERIFY2(err.contains("stopped"), err.constData());
+}
+
+void TestCli::benchCostsReportsEveryFigure() {
+    const Result r = relora(QStringList{"bench", "--json", "--costs", "--method", "relora", "--steps", "2",
+                                        "--warmup", "1", "--threads", "1", "--set", "train.eval_interval=3"} +
+                            kSmall);
+    QCOMPARE(r.code, 0);
+    const QJsonObject o = QJsonDocument::fromJson(r.out.trimmed().toUtf8()).object();
+    QVERIFY2(!o.isEmpty(), qPrintable(r.out + r.err));
+    QVERIFY(o["tokens_per_s"].toDouble() > 0);
+    QVERIFY(o["validation_ms"].toDouble() > 0);
+    QVERIFY(o["evaluation_ms"].toDouble() >= o["validation_ms"].toDouble());
+    QCOMPARE(o["eval_interval"].toInt(), 3);
+    QVERIFY(std::isfinite(o["eval_overhead_pct"].toDouble()));
+    QVERIFY(o["merge_ms_per_layer"].toDouble() > 0);  // ReLoRA: one merge timed
 }
 
 QTEST_GUILESS_MAIN(TestCli)
