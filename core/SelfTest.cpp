@@ -523,25 +523,28 @@ private:
             be.swigluBackward(dgu, dout, gu, N, F);
             return Outputs{{"out", b.get(out, N * F)}, {"dgu", b.get(dgu, N * 2 * F)}};
         });
-        opCheck("cross entropy (separate and in-place gradient)", kOpTolerance, [](Backend& be) {
-            Buffers b(be);
-            const size_t N = 64, V = 300;
-            const auto logitsHost = normalHost(N * V, 100, 3.0f);
-            const float* logits = b.put(logitsHost);
-            const int32_t* targets = b.put(tokensHost(N, static_cast<int>(V), 101));
-            float* losses = b.zeros(N);
-            float* dlogits = b.zeros(N * V);
-            be.crossEntropy(dlogits, losses, logits, targets, N, V, 1.0f / N);
-            Outputs out{{"losses", b.get(losses, N)}, {"dlogits", b.get(dlogits, N * V)}};
-            float* inPlace = b.put(logitsHost);
-            float* losses2 = b.zeros(N);
-            be.crossEntropy(inPlace, losses2, inPlace, targets, N, V, 0.5f);
-            out.emplace_back("in-place dlogits", b.get(inPlace, N * V));
-            out.emplace_back("in-place losses", b.get(losses2, N));
-            be.crossEntropy(nullptr, losses2, logits, targets, N, V, 1.0f);
-            out.emplace_back("losses only", b.get(losses2, N));
-            return out;
-        });
+        for (const size_t V : {size_t{300}, size_t{301}}) {  // float4 rows and the scalar fallback
+            opCheck("cross entropy (separate and in-place gradient), V=" + std::to_string(V), kOpTolerance,
+                    [V](Backend& be) {
+                Buffers b(be);
+                const size_t N = 64;
+                const auto logitsHost = normalHost(N * V, 100, 3.0f);
+                const float* logits = b.put(logitsHost);
+                const int32_t* targets = b.put(tokensHost(N, static_cast<int>(V), 101));
+                float* losses = b.zeros(N);
+                float* dlogits = b.zeros(N * V);
+                be.crossEntropy(dlogits, losses, logits, targets, N, V, 1.0f / N);
+                Outputs out{{"losses", b.get(losses, N)}, {"dlogits", b.get(dlogits, N * V)}};
+                float* inPlace = b.put(logitsHost);
+                float* losses2 = b.zeros(N);
+                be.crossEntropy(inPlace, losses2, inPlace, targets, N, V, 0.5f);
+                out.emplace_back("in-place dlogits", b.get(inPlace, N * V));
+                out.emplace_back("in-place losses", b.get(losses2, N));
+                be.crossEntropy(nullptr, losses2, logits, targets, N, V, 1.0f);
+                out.emplace_back("losses only", b.get(losses2, N));
+                return out;
+            });
+        }
         opCheck("sum, sum of squares, gradient norm", kOpTolerance, [](Backend& be) {
             Buffers b(be);
             Outputs out;

@@ -173,22 +173,24 @@ void CudaBackend::rope(float* x, size_t B, size_t T, size_t H, size_t D, size_t 
         ropeTheta_ = theta;
     }
     const auto* tables = static_cast<const float*>(ropeTables_.ptr);
-    rope_kernel<<<gridFor(B * T * H * half), kThreads, 0, stream_>>>(x, tables, tables + T * half, B, T, H, D,
-                                                                     rowStride, inverse ? -1.0f : 1.0f);
+    const unsigned rows = static_cast<unsigned>(std::min<size_t>(B * T, 65535));
+    rope_kernel<<<rows, kThreads, 0, stream_>>>(x, tables, tables + T * half, B, T, H, D, rowStride,
+                                                inverse ? -1.0f : 1.0f);
     CUDA_CHECK_LAUNCH("rope_kernel");
 }
 
 void CudaBackend::swigluForward(float* out, const float* gu, size_t N, size_t F) {
     RELORA_OP("swigluForward");
     if (N * F == 0) return;
-    swiglu_forward_kernel<<<gridFor(N * F), kThreads, 0, stream_>>>(out, gu, N, F);
+    swiglu_forward_kernel<<<static_cast<unsigned>(std::min<size_t>(N, 65535)), kThreads, 0, stream_>>>(out, gu, N, F);
     CUDA_CHECK_LAUNCH("swiglu_forward_kernel");
 }
 
 void CudaBackend::swigluBackward(float* dgu, const float* dout, const float* gu, size_t N, size_t F) {
     RELORA_OP("swigluBackward");
     if (N * F == 0) return;
-    swiglu_backward_kernel<<<gridFor(N * F), kThreads, 0, stream_>>>(dgu, dout, gu, N, F);
+    swiglu_backward_kernel<<<static_cast<unsigned>(std::min<size_t>(N, 65535)), kThreads, 0, stream_>>>(dgu, dout,
+                                                                                                        gu, N, F);
     CUDA_CHECK_LAUNCH("swiglu_backward_kernel");
 }
 
@@ -198,7 +200,13 @@ void CudaBackend::crossEntropy(float* dlogits, float* losses, const float* logit
     if (N == 0) return;
     const unsigned blocks = static_cast<unsigned>(std::min<size_t>(N, 65535));
     const int threads = V >= 4096 ? 512 : 256;
-    cross_entropy_kernel<<<blocks, threads, 0, stream_>>>(dlogits, losses, logits, targets, N, V, gradScale);
+    const auto aligned = [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+    if (V % 4 == 0 && aligned(logits) && (!dlogits || aligned(dlogits)))
+        cross_entropy_kernel<true><<<blocks, threads, 0, stream_>>>(dlogits, losses, logits, targets, N, V,
+                                                                    gradScale);
+    else
+        cross_entropy_kernel<false><<<blocks, threads, 0, stream_>>>(dlogits, losses, logits, targets, N, V,
+                                                                     gradScale);
     CUDA_CHECK_LAUNCH("cross_entropy_kernel");
 }
 

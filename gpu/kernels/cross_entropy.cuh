@@ -1,6 +1,7 @@
 // Fused cross entropy: per-token loss and, optionally, gradScale·(softmax −
 // onehot) written over the logits (dlogits may alias logits). One block per
-// row: an online max/sum-of-exp pass, then the gradient pass.
+// row: an online max/sum-of-exp pass, then the gradient pass; float4 loads
+// and stores where the rows allow.
 #pragma once
 
 #include "gpu/kernels/common.cuh"
@@ -18,7 +19,15 @@ __device__ inline void mergeMaxSum(float& m, float& s, float m2, float s2) {
     m = M;
 }
 
+// One logit into the running (max, sum of exp) of a thread.
+__device__ inline void addLogit(float& m, float& s, float z) {
+    if (z > m) { s = s * expf(m - z) + 1.0f; m = z; }
+    else s += expf(z - m);
+}
+
 // logits(N,V), targets(N) -> losses(N); dlogits(N,V) or null. Block per row.
+// Vec4: V % 4 == 0 and 16-byte aligned rows, read and written as float4.
+template <bool Vec4>
 __global__ void cross_entropy_kernel(float* dlogits, float* __restrict__ losses, const float* logits,
                                      const int32_t* __restrict__ targets, size_t N, size_t V,
                                      float gradScale) {
@@ -28,10 +37,16 @@ __global__ void cross_entropy_kernel(float* dlogits, float* __restrict__ losses,
     for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
         const float* z = logits + n * V;
         float m = -INFINITY, s = 0.0f;
-        for (size_t v = threadIdx.x; v < V; v += blockDim.x) {
-            const float zv = z[v];
-            if (zv > m) { s = s * expf(m - zv) + 1.0f; m = zv; }
-            else s += expf(zv - m);
+        if (Vec4) {
+            for (size_t v = threadIdx.x; v < V / 4; v += blockDim.x) {
+                const float4 z4 = reinterpret_cast<const float4*>(z)[v];
+                addLogit(m, s, z4.x);
+                addLogit(m, s, z4.y);
+                addLogit(m, s, z4.z);
+                addLogit(m, s, z4.w);
+            }
+        } else {
+            for (size_t v = threadIdx.x; v < V; v += blockDim.x) addLogit(m, s, z[v]);
         }
         for (int o = 16; o > 0; o >>= 1) {
             const float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
@@ -52,9 +67,19 @@ __global__ void cross_entropy_kernel(float* dlogits, float* __restrict__ losses,
         if (dlogits) {
             float* d = dlogits + n * V;
             const size_t t = static_cast<size_t>(targets[n]);
-            for (size_t v = threadIdx.x; v < V; v += blockDim.x) {
-                const float g = expf(z[v] - lse) * gradScale;
-                d[v] = v == t ? g - gradScale : g;
+            const auto grad = [&](float zv, size_t v) {
+                const float g = expf(zv - lse) * gradScale;
+                return v == t ? g - gradScale : g;
+            };
+            if (Vec4) {
+                for (size_t v = threadIdx.x; v < V / 4; v += blockDim.x) {
+                    const float4 z4 = reinterpret_cast<const float4*>(z)[v];
+                    reinterpret_cast<float4*>(d)[v] =
+                        make_float4(grad(z4.x, 4 * v), grad(z4.y, 4 * v + 1), grad(z4.z, 4 * v + 2),
+                                    grad(z4.w, 4 * v + 3));
+                }
+            } else {
+                for (size_t v = threadIdx.x; v < V; v += blockDim.x) d[v] = grad(z[v], v);
             }
         }
         __syncthreads();  // shared values are reused by the next row

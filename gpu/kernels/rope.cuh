@@ -9,22 +9,25 @@ namespace relora::gpu {
 
 // x: B·T token rows of `rowStride` floats, each holding H heads of D floats
 // at its start; cosTable(T, D/2), sinTable(T, D/2). sign = -1 applies the
-// inverse (transposed) rotation.
+// inverse (transposed) rotation. Block b takes rows b, b + grid, ...; its
+// threads take the row's H·D/2 pairs (no 64-bit index division per element).
 __global__ void rope_kernel(float* __restrict__ x, const float* __restrict__ cosTable,
                             const float* __restrict__ sinTable, size_t B, size_t T, size_t H,
                             size_t D, size_t rowStride, float sign) {
-    const size_t half = D / 2;
-    const size_t total = B * T * H * half;
-    for (size_t idx = globalThread(); idx < total; idx += gridThreads()) {
-        const size_t i = idx % half;
-        const size_t h = (idx / half) % H;
-        const size_t bt = idx / (half * H);
+    const unsigned half = static_cast<unsigned>(D / 2), pairs = static_cast<unsigned>(H) * half;
+    for (size_t bt = blockIdx.x; bt < B * T; bt += gridDim.x) {
         const size_t t = bt % T;
-        const float c = cosTable[t * half + i], s = sign * sinTable[t * half + i];
-        float* v = x + bt * rowStride + h * D;
-        const float x1 = v[i], x2 = v[i + half];
-        v[i] = x1 * c - x2 * s;
-        v[i + half] = x2 * c + x1 * s;
+        const float* c = cosTable + t * half;
+        const float* s = sinTable + t * half;
+        float* row = x + bt * rowStride;
+        for (unsigned p = threadIdx.x; p < pairs; p += blockDim.x) {
+            const unsigned h = p / half, i = p - h * half;
+            float* v = row + h * D;
+            const float ci = c[i], si = sign * s[i];
+            const float x1 = v[i], x2 = v[i + half];
+            v[i] = x1 * ci - x2 * si;
+            v[i + half] = x2 * ci + x1 * si;
+        }
     }
 }
 
