@@ -119,6 +119,7 @@ void TestCli::runWritesMetricsFile() {
     QVERIFY2(r.code == 0, qPrintable(r.err));
     QVERIFY2(r.err.contains("step 12/12"), qPrintable(r.err));       // progress lines (not a terminal)
     QVERIFY2(r.err.contains("eval @ step 12"), qPrintable(r.err));
+    QVERIFY2(r.err.contains("ranks of ΔW @ step 12: wq eff"), qPrintable(r.err));  // the evaluation's second part
     QVERIFY2(r.out.contains("finished after 12 steps"), qPrintable(r.out));
     QFile f(metrics);
     QVERIFY(f.open(QIODevice::ReadOnly));
