@@ -27,6 +27,7 @@ namespace relora::experiments {
 struct ExperimentDefaults {
     std::string preset;   // "tiny", "60m", "130m"
     int steps, batch, context, rank;
+    std::optional<float> lr, alpha;  // the same for every method; unset: the preset's
 };
 
 const std::vector<ExperimentDefaults>& experimentDefaults();
