@@ -43,11 +43,6 @@ void UpdateTracker::delta(size_t index, float* out) const {
                  1.0f, out, in);
 }
 
-std::vector<MatrixUpdate> UpdateTracker::measure(float tau) {
-    startMeasure();
-    return *finishMeasure(tau, true);
-}
-
 void UpdateTracker::startMeasure() {
     for (size_t first = 0; first < tracked_.size(); first += kSpectraBatch) {
         const size_t count = std::min(kSpectraBatch, tracked_.size() - first);

@@ -29,11 +29,10 @@ public:
 
     // W_ref := the current effective weights of every tracked matrix.
     void resetReference();
-    // ΔW of every tracked matrix; may synchronise with the backend.
-    std::vector<MatrixUpdate> measure(float tau);
-    // The same in two halves: start() snapshots every ΔW now and has the
-    // backend compute the spectra in the background; finish() returns them
-    // once ready (nothing while they are not and wait is false).
+    // The spectra of every tracked ΔW, in two halves: start() snapshots
+    // every ΔW now and has the backend compute the spectra in the
+    // background; finish() returns them once ready (nothing while they are
+    // not and wait is false).
     void startMeasure();
     std::optional<std::vector<MatrixUpdate>> finishMeasure(float tau, bool wait);
     // ΔW of one tracked matrix into backend memory delta(out, in).

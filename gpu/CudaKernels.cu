@@ -137,8 +137,7 @@ void CudaBackend::rmsnormBackward(float* dx, float* dw, const float* dout, const
     auto* partial = static_cast<float*>(ensure(rmsPartials_, blocks * C * sizeof(float)));
     const dim3 grid(static_cast<unsigned>(blocks)), block(static_cast<unsigned>(warps * 32));
     const size_t shared = warps * C * sizeof(float);
-    const auto aligned = [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-    if (C % 4 == 0 && aligned(dx) && aligned(dout) && aligned(x) && aligned(w))
+    if (C % 4 == 0 && aligned16(dx) && aligned16(dout) && aligned16(x) && aligned16(w))
         rmsnorm_backward_kernel<float4><<<grid, block, shared, stream_>>>(dx, partial, dout, x, w, rstd, N, C,
                                                                          rowsPerBlock);
     else
@@ -200,8 +199,7 @@ void CudaBackend::crossEntropy(float* dlogits, float* losses, const float* logit
     if (N == 0) return;
     const unsigned blocks = static_cast<unsigned>(std::min<size_t>(N, 65535));
     const int threads = V >= 4096 ? 512 : 256;
-    const auto aligned = [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-    if (V % 4 == 0 && aligned(logits) && (!dlogits || aligned(dlogits)))
+    if (V % 4 == 0 && aligned16(logits) && (!dlogits || aligned16(dlogits)))
         cross_entropy_kernel<true><<<blocks, threads, 0, stream_>>>(dlogits, losses, logits, targets, N, V,
                                                                     gradScale);
     else

@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdint>
 
 namespace relora::gpu {
 
@@ -17,6 +18,9 @@ inline unsigned gridFor(size_t n, int threads = kThreads) {
     if (blocks > kMaxGridBlocks) blocks = kMaxGridBlocks;
     return static_cast<unsigned>(blocks);
 }
+
+// Whether p may be read and written as float4 (16-byte aligned).
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 __device__ inline size_t globalThread() {
     return static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
