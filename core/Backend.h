@@ -61,6 +61,16 @@ public:
     virtual float* allocate(size_t count) = 0;             // zero-filled
     virtual int32_t* allocateInts(size_t count) = 0;       // zero-filled
     virtual void release(void* ptr) = 0;
+    // An activation buffer of `count` values that a backend may store at
+    // lower precision: the CUDA backend's bf16 mode keeps bf16, which its
+    // products and attention kernels round every operand to anyway, so the
+    // activations take half the memory and the products skip a conversion.
+    // Pointers into it (column blocks, row offsets) are fine. Only these ops
+    // take one: gemm (A, B and C), rmsnormForward (out), rope (x),
+    // attentionForward (out, qkv), attentionBackward (out, qkv), swigluForward
+    // (out, gu), swigluBackward (dgu, gu), crossEntropy (dlogits), multiply
+    // (a) and download. The default is allocate().
+    virtual float* allocateOperand(size_t count) { return allocate(count); }
     virtual void upload(float* dst, const float* host, size_t count) = 0;
     virtual void uploadInts(int32_t* dst, const int32_t* host, size_t count) = 0;
     virtual void download(float* host, const float* src, size_t count) = 0;

@@ -2,6 +2,7 @@
 
 #include "core/CounterRng.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -43,12 +44,15 @@ size_t baseParameterCount(const ModelSpec& s) {
     return 2 * V * C + L * (4 * C * C + 3 * C * F + 2 * C) + C;
 }
 
-LlamaModel::LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch)
+LlamaModel::LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch,
+                       size_t headChunkElements)
     : backend_(backend), spec_(spec), maxBatch_(maxBatch) {
     const size_t C = static_cast<size_t>(spec.dModel), F = static_cast<size_t>(spec.dFF);
     const size_t V = static_cast<size_t>(spec.vocab), L = static_cast<size_t>(spec.layers);
     const size_t T = static_cast<size_t>(spec.context), H = static_cast<size_t>(spec.heads);
     const size_t N = maxBatch * T;
+    headChunkRows_ = std::clamp<size_t>(headChunkElements / std::max<size_t>(V, 1), 1, std::max<size_t>(N, 1));
+    if (headChunkRows_ >= 128 && headChunkRows_ < N) headChunkRows_ -= headChunkRows_ % 128;  // whole product tiles
 
     embed_ = &addParameter("model.embed_tokens.weight", V, C, alloc(V * C), alloc(V * C));
     layers_.resize(L);
@@ -62,16 +66,16 @@ LlamaModel::LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch)
         buildFused(ly.gateUp, l, C, {{TargetMatrix::Gate, F}, {TargetMatrix::Up, F}});
         buildFused(ly.down, l, F, {{TargetMatrix::Down, C}});
 
-        ly.h1 = alloc(N * C);
+        ly.h1 = allocOperand(N * C);
         ly.rstd1 = alloc(N);
-        ly.qkvOut = alloc(N * 3 * C);
+        ly.qkvOut = allocOperand(N * 3 * C);
         ly.probs = alloc(backend_.attentionStateSize(maxBatch, T, H, C / H));
-        ly.att = alloc(N * C);
+        ly.att = allocOperand(N * C);
         ly.xMid = alloc(N * C);
-        ly.h2 = alloc(N * C);
+        ly.h2 = allocOperand(N * C);
         ly.rstd2 = alloc(N);
-        ly.gu = alloc(N * 2 * F);
-        ly.act = alloc(N * F);
+        ly.gu = allocOperand(N * 2 * F);
+        ly.act = allocOperand(N * F);
     }
     finalNorm_ = &addParameter("model.norm.weight", C, 1, alloc(C), alloc(C));
     head_ = &addParameter("lm_head.weight", V, C, alloc(V * C), alloc(V * C));
@@ -79,14 +83,15 @@ LlamaModel::LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch)
     for (size_t l = 0; l <= L; ++l) resid_.push_back(alloc(N * C));
     hf_ = alloc(N * C);
     rstdf_ = alloc(N);
-    logits_ = alloc(N * V);
+    logits_ = alloc(headChunkRows_ * V);
+    dLogits_ = allocOperand(headChunkRows_ * V);
     losses_ = alloc(N);
     lossSum_ = alloc(1);
     dResid_ = alloc(N * C);
     dH_ = alloc(N * C);
     dQkv_ = alloc(N * 3 * C);
     dAtt_ = alloc(N * C);
-    dGu_ = alloc(N * 2 * F);
+    dGu_ = allocOperand(N * 2 * F);
     dAct_ = alloc(N * F);
 
     for (auto& p : params_) {
@@ -103,6 +108,19 @@ float* LlamaModel::alloc(size_t count) {
     float* p = backend_.allocate(count);
     owned_.push_back(p);
     return p;
+}
+
+float* LlamaModel::allocOperand(size_t count) {
+    float* p = backend_.allocateOperand(count);
+    owned_.push_back(p);
+    return p;
+}
+
+const float* LlamaModel::logits() const {
+    if (headChunks_ > 1)
+        throw std::logic_error("the last forward's logits were computed in " + std::to_string(headChunks_) +
+                               " chunks; only the last chunk is kept");
+    return logits_;
 }
 
 Parameter& LlamaModel::addParameter(const std::string& name, size_t rows, size_t cols,
@@ -250,26 +268,33 @@ void LlamaModel::forward(const int32_t* tokens, const int32_t* targets, size_t b
         ly.down.forward(be, ly.act, resid_[l + 1], N, 1.0f, training, dropoutSeed);
     }
     be.rmsnormForward(hf_, rstdf_, resid_.back(), finalNorm_->value, N, C, spec_.normEps);
-    be.gemm(false, true, N, V, C, 1.0f, hf_, C, head_->value, C, 0.0f, logits_, V);
-    be.crossEntropy(training ? logits_ : nullptr, losses_, logits_, targets, N, V,
-                    1.0f / static_cast<float>(N));
+    headChunks_ = 0;
+    for (size_t row = 0; row < N; row += headChunkRows_, ++headChunks_) {
+        const size_t rows = std::min(headChunkRows_, N - row);
+        const float* h = hf_ + row * C;
+        be.gemm(false, true, rows, V, C, 1.0f, h, C, head_->value, C, 0.0f, logits_, V);
+        be.crossEntropy(training ? dLogits_ : nullptr, losses_ + row, logits_, targets + row, rows, V,
+                        1.0f / static_cast<float>(N));
+        if (!training) continue;
+        // dLogits_ holds d(mean loss)/d(logits) of these rows.
+        if (head_->trainable)
+            be.gemm(true, false, V, C, rows, 1.0f, dLogits_, V, h, C, row == 0 ? 0.0f : 1.0f, head_->grad, C);
+        be.gemm(false, false, rows, C, V, 1.0f, dLogits_, V, head_->value, C, 0.0f, dH_ + row * C, C);
+    }
     be.sum(lossSum_, losses_, N);
 }
 
 void LlamaModel::backward() {
     Backend& be = backend_;
     const size_t C = static_cast<size_t>(spec_.dModel), F = static_cast<size_t>(spec_.dFF);
-    const size_t V = static_cast<size_t>(spec_.vocab), T = static_cast<size_t>(spec_.context);
+    const size_t T = static_cast<size_t>(spec_.context);
     const size_t H = static_cast<size_t>(spec_.heads), D = C / H;
     const size_t N = batch_ * T;
     for (auto& p : params_)
         if (p.trainable && !p.isMatrix()) be.fill(p.grad, 0.0f, p.count());
     if (embed_->trainable) be.fill(embed_->grad, 0.0f, embed_->count());
 
-    // logits_ now holds d(mean loss)/d(logits) (N, V).
-    if (head_->trainable)
-        be.gemm(true, false, V, C, N, 1.0f, logits_, V, hf_, C, 0.0f, head_->grad, C);
-    be.gemm(false, false, N, C, V, 1.0f, logits_, V, head_->value, C, 0.0f, dH_, C);
+    // forward() left d(loss)/d(final norm output) in dH_ and the head's gradient.
     be.fill(dResid_, 0.0f, N * C);
     be.rmsnormBackward(dResid_, finalNorm_->grad, dH_, resid_.back(), finalNorm_->value, rstdf_, N, C);
 

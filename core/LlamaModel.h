@@ -2,6 +2,11 @@
 // forward and hand-written backward pass. Pre-norm RMSNorm, rotary q/k
 // ("rotate half"), causal attention, SwiGLU MLP, final RMSNorm, untied head.
 // Activations are allocated once for `maxBatch` sequences of `context` tokens.
+//
+// The output head and the cross entropy run over row chunks of at most
+// headChunkElements logits: in a training forward each chunk's gradient goes
+// straight into the head's weight gradient and d(loss)/d(final norm output),
+// so the (N, V) logits never exist at once (2 GiB at 60M, batch 32 × 512).
 #pragma once
 
 #include "core/Backend.h"
@@ -25,7 +30,10 @@ struct LoRAConfig {
 
 class LlamaModel {
 public:
-    LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch);
+    static constexpr size_t kHeadChunkElements = size_t{64} << 20;
+
+    LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch,
+               size_t headChunkElements = kHeadChunkElements);
     ~LlamaModel();
     LlamaModel(const LlamaModel&) = delete;
     LlamaModel& operator=(const LlamaModel&) = delete;
@@ -40,15 +48,18 @@ public:
     const LoRAConfig& loraConfig() const { return lora_; }
 
     // tokens(B*T), targets(B*T) are backend buffers. Fills the per-token
-    // losses and their sum (lossSum()[0]); in training mode also prepares
-    // d(mean loss)/d(logits) for backward().
+    // losses and their sum (lossSum()[0]); in training mode also computes
+    // the output head's gradients (its weight's, and the final norm
+    // output's) for backward().
     void forward(const int32_t* tokens, const int32_t* targets, size_t batch, bool training,
                  uint64_t dropoutSeed);
     // Gradients of the mean loss of the last forward() for every trainable
     // parameter (overwritten, not accumulated across calls).
     void backward();
 
-    const float* logits() const { return logits_; }   // (B*T, V) before backward
+    // (B*T, V) logits of the last forward(); only when they fit one head
+    // chunk (small models, tests): throws otherwise.
+    const float* logits() const;
     const float* lossSum() const { return lossSum_; }  // one float on the backend
     size_t tokensPerBatch(size_t batch) const { return batch * spec_.context; }
 
@@ -74,6 +85,7 @@ private:
               *gu = nullptr, *act = nullptr;
     };
 
+    float* allocOperand(size_t count);
     Parameter& addParameter(const std::string& name, size_t rows, size_t cols, float* value,
                             float* grad);
     void buildFused(FusedLinear& f, size_t layer, size_t in,
@@ -83,6 +95,7 @@ private:
     Backend& backend_;
     ModelSpec spec_;
     size_t maxBatch_;
+    size_t headChunkRows_;             // rows of logits per head chunk
     std::deque<Parameter> params_;     // stable addresses
     std::vector<void*> owned_;
     Parameter* embed_ = nullptr;
@@ -93,10 +106,12 @@ private:
     LoRAConfig lora_;
 
     size_t batch_ = 0;
+    size_t headChunks_ = 0;            // chunks the last forward() used
     const int32_t* tokens_ = nullptr;
     std::vector<float*> resid_;        // L+1 residual streams (N, C)
-    float *hf_ = nullptr, *rstdf_ = nullptr, *logits_ = nullptr, *losses_ = nullptr,
-          *lossSum_ = nullptr;
+    // logits_, dLogits_: (headChunkRows_, V), one chunk
+    float *hf_ = nullptr, *rstdf_ = nullptr, *logits_ = nullptr, *dLogits_ = nullptr,
+          *losses_ = nullptr, *lossSum_ = nullptr;
     float *dResid_ = nullptr, *dH_ = nullptr, *dQkv_ = nullptr, *dAtt_ = nullptr,
           *dGu_ = nullptr, *dAct_ = nullptr;
 };

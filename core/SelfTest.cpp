@@ -183,6 +183,11 @@ public:
         owned_.push_back(p);
         return p;
     }
+    float* operand(size_t n) {  // Backend::allocateOperand
+        float* p = be_.allocateOperand(n);
+        owned_.push_back(p);
+        return p;
+    }
     std::vector<float> get(const float* p, size_t n) {
         std::vector<float> h(n);
         be_.download(h.data(), p, n);
@@ -440,6 +445,88 @@ private:
             out.emplace_back("x·wᵀ after x changed", b.get(y, n * m));
             return out;
         }, true);
+        // Operand buffers (bf16 on the CUDA backend): written by the norm,
+        // SwiGLU and the cross entropy's gradient, read by products (as A
+        // and as B, also below the size where fp32 operands are converted)
+        // and by the dropout mask's multiply.
+        opCheck("bf16 mode: operand buffers written by norm, SwiGLU, cross entropy, read by products", 2e-2,
+                [](Backend& be) {
+            Buffers b(be);
+            const size_t N = 1024, C = 256, F = 1100, V = 300, n = 48;
+            const float* x = b.put(normalHost(N * C, 48));
+            const float* w = b.put(uniformHost(C, 49, 0.5f, 1.5f));
+            float* h = b.operand(N * C);
+            float* rstd = b.zeros(N);
+            be.rmsnormForward(h, rstd, x, w, N, C, 1e-6f);
+            const float* gu = b.put(normalHost(N * 2 * F, 54, 2.0f));
+            float* act = b.operand(N * F);
+            be.swigluForward(act, gu, N, F);
+            const float* logits = b.put(normalHost(N * V, 55, 3.0f));
+            const int32_t* targets = b.put(tokensHost(N, static_cast<int>(V), 56));
+            float* losses = b.zeros(N);
+            float* dlogits = b.operand(N * V);
+            be.crossEntropy(dlogits, losses, logits, targets, N, V, 1.0f);
+            const float* wh = b.put(normalHost(n * C, 57, 0.05f));
+            const float* wf = b.put(normalHost(n * F, 58, 0.05f));
+            const float* g = b.put(normalHost(N * n, 59));
+            float* y = b.zeros(N * n);
+            float* dwh = b.zeros(n * C);
+            float* yf = b.zeros(N * n);
+            float* dv = b.zeros(n * V);
+            float* masked = b.zeros(N * C);
+            be.gemm(false, true, N, n, C, 1.0f, h, C, wh, C, 0.0f, y, n);
+            be.gemm(true, false, n, C, N, 1.0f, g, n, h, C, 0.0f, dwh, C);
+            be.gemm(false, true, N, n, F, 1.0f, act, F, wf, F, 0.0f, yf, n);
+            be.gemm(true, false, n, V, N, 1.0f, g, n, dlogits, V, 0.0f, dv, V);
+            be.multiply(masked, h, x, N * C);
+            // A product into an operand buffer, one adding into a column
+            // block of it, SwiGLU from it into another and back.
+            float* gu2 = b.operand(N * 2 * F);
+            const float* wgu = b.put(normalHost(2 * F * C, 65, 0.05f));
+            be.gemm(false, true, N, 2 * F, C, 1.0f, h, C, wgu, C, 0.0f, gu2, 2 * F);
+            be.gemm(false, true, N, n, C, 0.5f, h, C, wh, C, 1.0f, gu2 + F, 2 * F);
+            float* act2 = b.zeros(N * F);
+            be.swigluForward(act2, gu2, N, F);
+            float* dgu = b.operand(N * 2 * F);
+            const float* dact = b.put(normalHost(N * F, 66));
+            be.swigluBackward(dgu, dact, gu2, N, F);
+            float* dwUp = b.zeros(n * C);
+            be.gemm(true, false, n, C, N, 1.0f, dgu + F, 2 * F, h, C, 0.0f, dwUp, C);
+            return Outputs{{"norm", b.get(h, N * C)},      {"swiglu", b.get(act, N * F)},
+                           {"dlogits", b.get(dlogits, N * V)}, {"losses", b.get(losses, N)},
+                           {"h·wᵀ", b.get(y, N * n)},        {"gᵀ·h", b.get(dwh, n * C)},
+                           {"act·wᵀ", b.get(yf, N * n)},     {"gᵀ·dlogits", b.get(dv, n * V)},
+                           {"h ⊙ x", b.get(masked, N * C)},  {"product into gate|up", b.get(gu2, N * 2 * F)},
+                           {"swiglu of it", b.get(act2, N * F)}, {"swiglu backward", b.get(dgu, N * 2 * F)},
+                           {"dup block ᵀ·h", b.get(dwUp, n * C)}};
+        }, true);
+        // qkv and the attention output as operand buffers: rope in place,
+        // flash kernels (D = 64) and the strided-product path (D = 16).
+        for (const size_t D : {size_t{64}, size_t{16}}) {
+            opCheck("bf16 mode: rope and attention on operand buffers, D=" + std::to_string(D), 3e-2, [D](Backend& be) {
+                Buffers b(be);
+                const size_t B = 2, T = 150, H = 2, C = H * D, N = B * T;
+                const auto qkvHost = normalHost(N * 3 * C, 86);
+                float* qkv = b.operand(N * 3 * C);
+                float* src = b.put(qkvHost);
+                const float* eye = b.put([&] {
+                    std::vector<float> e(3 * C * 3 * C, 0.0f);
+                    for (size_t i = 0; i < 3 * C; ++i) e[i * 3 * C + i] = 1.0f;
+                    return e;
+                }());
+                be.gemm(false, false, N, 3 * C, 3 * C, 1.0f, src, 3 * C, eye, 3 * C, 0.0f, qkv, 3 * C);
+                be.rope(qkv, B, T, H, D, 3 * C, 10000.0f, false);
+                be.rope(qkv + C, B, T, H, D, 3 * C, 10000.0f, false);
+                float* out = b.operand(N * C);
+                float* state = b.zeros(be.attentionStateSize(B, T, H, D));
+                be.attentionForward(out, state, qkv, B, T, H, D);
+                float* dqkv = b.zeros(N * 3 * C);
+                const float* dout = b.put(normalHost(N * C, 87));
+                be.attentionBackward(dqkv, dout, out, state, qkv, B, T, H, D);
+                return Outputs{{"rotated qkv", b.get(qkv, N * 3 * C)}, {"out", b.get(out, N * C)},
+                               {"dqkv", b.get(dqkv, N * 3 * C)}};
+            }, true);
+        }
         opCheck("embedding forward/backward", 0.0, [](Backend& be) {
             Buffers b(be);
             const size_t V = 50, C = 40, N = 300;

@@ -5,7 +5,10 @@
 // log-sum-exp per score row (B,H,T), never the (B,H,T,T) probabilities.
 //
 // fp32 mode (and other head widths): cuBLAS strided-batched products, with
-// the softmax rows kept in probs(B,H,T,T) as the CPU backend keeps them.
+// the softmax rows kept in probs(B,H,T,T) as the CPU backend keeps them;
+// qkv and out given as bf16 operand buffers are widened to fp32 scratch
+// copies there (and out narrowed back). The flash kernels read and write
+// them as they are.
 // q, k, v of head h of sequence b are (T, D) row blocks of qkv(N, 3C) with
 // row stride 3C, at offsets b·T·3C + h·D (+C for k, +2C for v). One strided
 // batch cannot cover both b and h (their strides differ), so the products
@@ -47,12 +50,19 @@ void CudaBackend::attentionForward(float* out, float* probs, const float* qkv, s
         const dim3 grid(static_cast<unsigned>((T + flash::kTile - 1) / flash::kTile), static_cast<unsigned>(B * H));
         const float scaleLog2 = flash::kLog2e / std::sqrt(static_cast<float>(D));
         const int t = static_cast<int>(T), h = static_cast<int>(H);
-        if (D == 64) flash::flash_forward_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(out, probs, qkv, t, h, scaleLog2);
-        else flash::flash_forward_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(out, probs, qkv, t, h, scaleLog2);
+        withStorage(out, [&](auto* o) {
+            withStorage(qkv, [&](const auto* q) {
+                if (D == 64) flash::flash_forward_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(o, probs, q, t, h, scaleLog2);
+                else flash::flash_forward_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(o, probs, q, t, h, scaleLog2);
+            });
+        });
         CUDA_CHECK_LAUNCH("flash_forward_kernel");
         return;
     }
     const size_t C = H * D, ld = 3 * C;
+    qkv = widened(qkv, B * T * 3 * C, attentionQkv32_);
+    __nv_bfloat16* out16 = storedBf16(out);
+    if (out16) out = static_cast<float*>(ensure(attentionOut32_, B * T * C * sizeof(float)));
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
     const HeadBatching hb = headBatching(B, T, H, D);
     // P(T,T) = scale · q(T,D) · k(T,D)ᵀ, full square (the causal mask is applied by the softmax)
@@ -70,6 +80,7 @@ void CudaBackend::attentionForward(float* out, float* probs, const float* qkv, s
         gemmStridedBatched(false, false, T, D, T, 1.0f, probs + o * hb.outerP, T, hb.strideP, v, ld, hb.strideQkv,
                            0.0f, out + o * hb.outerOut, C, hb.strideOut, hb.batch);
     }
+    if (out16) narrow(out16, out, B * T * C);
 }
 
 void CudaBackend::attentionBackward(float* dqkv, const float* dout, const float* out, const float* probs,
@@ -79,27 +90,32 @@ void CudaBackend::attentionBackward(float* dqkv, const float* dout, const float*
     if (flashAttention(D)) {
         auto* delta = static_cast<float*>(ensure(attentionDelta_, B * H * T * sizeof(float)));
         const int b = static_cast<int>(B), t = static_cast<int>(T), h = static_cast<int>(H), d = static_cast<int>(D);
-        flash::flash_delta_kernel<<<gridFor(B * H * T * 32), kThreads, 0, stream_>>>(delta, dout, out, b, t, h, d);
+        withStorage(out, [&](const auto* o) {
+            flash::flash_delta_kernel<<<gridFor(B * H * T * 32), kThreads, 0, stream_>>>(delta, dout, o, b, t, h, d);
+        });
         CUDA_CHECK_LAUNCH("flash_delta_kernel");
         const dim3 grid(static_cast<unsigned>((T + flash::kTile - 1) / flash::kTile), static_cast<unsigned>(B * H));
         const float scale = 1.0f / std::sqrt(static_cast<float>(D)), scaleLog2 = flash::kLog2e * scale;
-        if (D == 64) {
-            flash::flash_backward_dkdv_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(dqkv, dout, qkv, probs, delta,
-                                                                                           t, h, scale, scaleLog2);
-            CUDA_CHECK_LAUNCH("flash_backward_dkdv_kernel");
-            flash::flash_backward_dq_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(dqkv, dout, qkv, probs, delta,
-                                                                                         t, h, scale, scaleLog2);
-        } else {
-            flash::flash_backward_dkdv_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(dqkv, dout, qkv, probs, delta,
-                                                                                           t, h, scale, scaleLog2);
-            CUDA_CHECK_LAUNCH("flash_backward_dkdv_kernel");
-            flash::flash_backward_dq_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(dqkv, dout, qkv, probs, delta,
-                                                                                         t, h, scale, scaleLog2);
-        }
+        withStorage(qkv, [&](const auto* q) {
+            if (D == 64) {
+                flash::flash_backward_dkdv_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(
+                    dqkv, dout, q, probs, delta, t, h, scale, scaleLog2);
+                CUDA_CHECK_LAUNCH("flash_backward_dkdv_kernel");
+                flash::flash_backward_dq_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(
+                    dqkv, dout, q, probs, delta, t, h, scale, scaleLog2);
+            } else {
+                flash::flash_backward_dkdv_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(
+                    dqkv, dout, q, probs, delta, t, h, scale, scaleLog2);
+                CUDA_CHECK_LAUNCH("flash_backward_dkdv_kernel");
+                flash::flash_backward_dq_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(
+                    dqkv, dout, q, probs, delta, t, h, scale, scaleLog2);
+            }
+        });
         CUDA_CHECK_LAUNCH("flash_backward_dq_kernel");
         return;
     }
     const size_t C = H * D, ld = 3 * C;
+    qkv = widened(qkv, B * T * 3 * C, attentionQkv32_);
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
     const HeadBatching hb = headBatching(B, T, H, D);
     // dP / dS (B,H,T,T): cached scratch, same layout as probs.

@@ -23,6 +23,8 @@
 #include <map>
 #include <memory>
 
+#include <sys/mman.h>
+
 namespace relora::gpu {
 namespace {
 
@@ -129,6 +131,9 @@ void CudaBackend::destroy() noexcept {
     if (cublas_) cublasDestroy(cublas_);
     for (auto& [ptr, bytes] : sizes_) cudaFree(ptr);  // scratch, and anything not released
     sizes_.clear();
+    for (auto& [handle, stored] : bf16Stored_)
+        munmap(reinterpret_cast<void*>(handle), std::max<size_t>(stored.count, 1) * sizeof(float));
+    bf16Stored_.clear();
     if (staging_) cudaFreeHost(staging_);
     if (stagingFree_) cudaEventDestroy(stagingFree_);
     if (stream_) cudaStreamDestroy(stream_);
@@ -230,6 +235,39 @@ void* CudaBackend::ensure(Scratch& s, size_t bytes) {
 
 float* CudaBackend::allocate(size_t count) { return static_cast<float*>(rawAllocate(count * sizeof(float))); }
 
+float* CudaBackend::allocateOperand(size_t count) {
+    if (!bf16_) return allocate(count);
+    auto* data = static_cast<__nv_bfloat16*>(rawAllocate(count * sizeof(__nv_bfloat16)));
+    void* handle = mmap(nullptr, std::max<size_t>(count, 1) * sizeof(float), PROT_NONE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (handle == MAP_FAILED) {
+        rawRelease(data);
+        throw std::runtime_error("CUDA backend: cannot reserve address space for an operand buffer");
+    }
+    bf16Stored_[reinterpret_cast<uintptr_t>(handle)] = {data, count};
+    return static_cast<float*>(handle);
+}
+
+__nv_bfloat16* CudaBackend::storedBf16(const float* p) const {
+    if (bf16Stored_.empty() || !p) return nullptr;
+    auto it = bf16Stored_.upper_bound(reinterpret_cast<uintptr_t>(p));
+    if (it == bf16Stored_.begin()) return nullptr;
+    --it;
+    const size_t k = static_cast<size_t>(p - reinterpret_cast<const float*>(it->first));
+    return k < it->second.count ? it->second.data + k : nullptr;
+}
+
+void CudaBackend::releaseOperand(std::map<uintptr_t, StoredBf16>::iterator it) {
+    rawRelease(it->second.data);
+    munmap(reinterpret_cast<void*>(it->first), std::max<size_t>(it->second.count, 1) * sizeof(float));
+    bf16Stored_.erase(it);
+}
+
+void CudaBackend::requireFp32(const float* p, const char* op) const {
+    if (storedBf16(p))
+        throw std::logic_error(std::string("CUDA backend: ") + op + " was given a bf16 operand buffer");
+}
+
 int32_t* CudaBackend::allocateInts(size_t count) {
     return static_cast<int32_t*>(rawAllocate(count * sizeof(int32_t)));
 }
@@ -237,7 +275,10 @@ int32_t* CudaBackend::allocateInts(size_t count) {
 void CudaBackend::release(void* ptr) {
     // Called from destructors (the model's): report a failure, never throw.
     try {
-        rawRelease(ptr);
+        if (const auto it = bf16Stored_.find(reinterpret_cast<uintptr_t>(ptr)); it != bf16Stored_.end())
+            releaseOperand(it);
+        else
+            rawRelease(ptr);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "CUDA backend: release failed: %s\n", e.what());
     }
@@ -275,6 +316,13 @@ void CudaBackend::download(float* host, const float* src, size_t count) {
         profResolve();
         profTotals_.clear();
     }
+    if (const __nv_bfloat16* src16 = storedBf16(src)) {
+        std::vector<__nv_bfloat16> values(count);
+        CUDA_CHECK(cudaMemcpyAsync(values.data(), src16, count * sizeof(__nv_bfloat16), cudaMemcpyDeviceToHost, stream_));
+        CUDA_CHECK(cudaStreamSynchronize(stream_));
+        std::transform(values.begin(), values.end(), host, [](__nv_bfloat16 v) { return __bfloat162float(v); });
+        return;
+    }
     CUDA_CHECK(cudaMemcpyAsync(host, src, count * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
@@ -287,6 +335,8 @@ void CudaBackend::downloadInts(int32_t* host, const int32_t* src, size_t count) 
 
 void CudaBackend::copy(float* dst, const float* src, size_t count) {
     RELORA_OP("copy");
+    requireFp32(dst, "copy");
+    requireFp32(src, "copy");
     if (count == 0 || dst == src) return;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
 }
@@ -314,18 +364,23 @@ void CudaBackend::gemm(bool transA, bool transB, size_t M, size_t N, size_t K, f
     // and output). Products with a huge operand (the output head's (N,V)
     // gradient) keep cuBLAS's own conversion rather than a copy of that size,
     // and so do products of two small operands (LoRA's fold W + s·B·A), where
-    // two conversion launches would cost more than the product.
+    // two conversion launches would cost more than the product. Operand
+    // buffers are bf16 already, as operands and as the output.
     const size_t rowsA = transA ? K : M, colsA = transA ? M : K;
     const size_t rowsB = transB ? N : K, colsB = transB ? K : N;
     const size_t sizeA = rowsA * colsA, sizeB = rowsB * colsB;
     constexpr size_t kMaxConvert = size_t{64} << 20, kMinConvert = size_t{1} << 20;  // elements
-    if (bf16_ && sizeA <= kMaxConvert && sizeB <= kMaxConvert && std::max(sizeA, sizeB) > kMinConvert) {
-        size_t lda16 = 0, ldb16 = 0;
-        const __nv_bfloat16* a16 = bf16Operand(A, rowsA, colsA, lda, &lda16);
-        const __nv_bfloat16* b16 = bf16Operand(B, rowsB, colsB, ldb, &ldb16);
+    const __nv_bfloat16 *storedA = storedBf16(A), *storedB = storedBf16(B);
+    __nv_bfloat16* storedC = storedBf16(C);
+    if (storedA || storedB || storedC ||
+        (bf16_ && sizeA <= kMaxConvert && sizeB <= kMaxConvert && std::max(sizeA, sizeB) > kMinConvert)) {
+        size_t lda16 = lda, ldb16 = ldb;
+        const __nv_bfloat16* a16 = storedA ? storedA : bf16Operand(A, rowsA, colsA, lda, &lda16);
+        const __nv_bfloat16* b16 = storedB ? storedB : bf16Operand(B, rowsB, colsB, ldb, &ldb16);
         CUBLAS_CHECK(cublasGemmEx(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N,
                                   toInt(N, "N"), toInt(M, "M"), toInt(K, "K"), &alpha, b16, CUDA_R_16BF,
-                                  toInt(ldb16, "ldb"), a16, CUDA_R_16BF, toInt(lda16, "lda"), &beta, C, CUDA_R_32F,
+                                  toInt(ldb16, "ldb"), a16, CUDA_R_16BF, toInt(lda16, "lda"), &beta,
+                                  storedC ? static_cast<void*>(storedC) : C, storedC ? CUDA_R_16BF : CUDA_R_32F,
                                   toInt(ldc, "ldc"), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     } else {
         CUBLAS_CHECK(cublasGemmEx(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N,
@@ -362,6 +417,20 @@ const __nv_bfloat16* CudaBackend::bf16Operand(const float* src, size_t rows, siz
     slot->lastUse = bf16Clock_;
     *ld16 = cols;
     return copy;
+}
+
+const float* CudaBackend::widened(const float* x, size_t n, Scratch& scratch) {
+    const __nv_bfloat16* x16 = storedBf16(x);
+    if (!x16) return x;
+    auto* wide = static_cast<float*>(ensure(scratch, n * sizeof(float)));
+    to_float_kernel<<<gridFor(n), kThreads, 0, stream_>>>(wide, x16, n);
+    CUDA_CHECK_LAUNCH("to_float_kernel");
+    return wide;
+}
+
+void CudaBackend::narrow(__nv_bfloat16* out, const float* x, size_t n) {
+    to_bf16_kernel<<<gridFor(n / 4 + 1), kThreads, 0, stream_>>>(out, x, 1, n, n);
+    CUDA_CHECK_LAUNCH("to_bf16_kernel");
 }
 
 void CudaBackend::forgetBf16Operands() {

@@ -8,7 +8,8 @@
 // allocates once the first step has run. Matrix products go to cuBLAS:
 // with BackendOptions::bf16MatMul, both operands are rounded to bf16 by our
 // own kernel (a small cache reuses the copy of an operand until memory is
-// written) and multiplied with fp32 accumulation (products
+// written) and multiplied with fp32 accumulation; operand buffers
+// (allocateOperand) are kept in bf16 and used as they are (products
 // with an operand over 64 Mi elements, the output head's, let cuBLAS convert:
 // CUBLAS_COMPUTE_32F_FAST_16BF); plain fp32 (no TF32) otherwise. In bf16 mode
 // attention is flash-style (CudaAttention.cu). RELORA_CUDA_PROFILE=1 times
@@ -45,6 +46,9 @@ public:
     std::string deviceName() const override { return deviceName_; }
 
     float* allocate(size_t count) override;
+    // bf16 mode: `count` bf16 values on the device behind a handle (see
+    // storedBf16).
+    float* allocateOperand(size_t count) override;
     int32_t* allocateInts(size_t count) override;
     void release(void* ptr) override;
     void upload(float* dst, const float* host, size_t count) override;
@@ -114,6 +118,29 @@ public:
     void queueSingularValues(const std::vector<MatrixRef>& matrices) override;
     std::optional<std::vector<std::vector<float>>> takeSingularValues(bool wait) override;
 
+    // The bf16 storage of element k of an operand buffer for the pointer
+    // handle + k (allocateOperand in bf16 mode), or null for an fp32
+    // pointer. Ops that accept operand buffers dispatch on it; the others
+    // refuse them (requireFp32). A handle is a range of `count` floats of
+    // reserved, inaccessible host address space: it overlaps no device
+    // allocation, so any pointer into it (a column block, a row offset) is
+    // recognised, and an op that does not translate it faults rather than
+    // read bf16 bits as floats.
+    __nv_bfloat16* storedBf16(const float* p) const;
+    void requireFp32(const float* p, const char* op) const;
+    // Calls f with p as stored: its bf16 storage for an operand buffer,
+    // else p itself (kernels are templated on the element type).
+    template <typename F>
+    void withStorage(float* p, F&& f) const {
+        if (__nv_bfloat16* s = storedBf16(p)) f(s);
+        else f(p);
+    }
+    template <typename F>
+    void withStorage(const float* p, F&& f) const {
+        if (const __nv_bfloat16* s = storedBf16(p)) f(s);
+        else f(p);
+    }
+
     // Every op that writes device memory other than through gemm calls this
     // first (RELORA_OP does): the bf16 operand copies may be stale after it.
     void forgetBf16Operands();
@@ -134,6 +161,11 @@ private:
     };
     void* rawAllocate(size_t bytes);                 // zero-filled, counted
     void rawRelease(void* ptr);
+    struct StoredBf16 {
+        __nv_bfloat16* data;  // (count) on the device
+        size_t count;
+    };
+    void releaseOperand(std::map<uintptr_t, StoredBf16>::iterator it);
     void* ensure(Scratch& s, size_t bytes);          // grows s to at least `bytes`
     // Host -> device through a pinned staging buffer: returns once the host
     // data is copied out, the device copy runs in stream order.
@@ -144,6 +176,10 @@ private:
                             const float* A, size_t lda, size_t strideA, const float* B, size_t ldb,
                             size_t strideB, float beta, float* C, size_t ldc, size_t strideC,
                             size_t batch);
+    // x(n) itself, or for an operand buffer an fp32 copy in `scratch`.
+    const float* widened(const float* x, size_t n, Scratch& scratch);
+    // out(n) = bf16(x(n))
+    void narrow(__nv_bfloat16* out, const float* x, size_t n);
     // Deterministic sum of x(n) (squares when `squares`) into out[0], added
     // to it when `accumulate`: fixed per-block partials, then one block.
     void reduce(float* out, const float* x, size_t n, bool squares, bool accumulate);
@@ -165,6 +201,7 @@ private:
     cublasHandle_t cublas_ = nullptr;
 
     std::unordered_map<void*, size_t> sizes_;
+    std::map<uintptr_t, StoredBf16> bf16Stored_;  // handle -> storage
     size_t liveBytes_ = 0, peakBytes_ = 0;
 
     Scratch cublasWorkspace_;
@@ -189,6 +226,7 @@ private:
     Scratch reducePartials_;     // (kReduceBlocks) doubles
     Scratch attentionDP_;        // (B,H,T,T) dP / dS of the attention backward
     Scratch attentionDelta_;     // (B,H,T) rowsum(dO ⊙ O) of the flash backward
+    Scratch attentionQkv32_, attentionOut32_;  // fp32 copies of operand buffers, non-flash path
     Scratch rmsPartials_;        // (blocks, C) per-block dw partial sums
     Scratch sortKeys_, sortValuesIn_, sortValuesOut_, sortKeysOut_, sortTemp_;  // embedding backward
     Scratch pruneTable_, pruneKeys_, pruneSorted_, pruneTemp_;  // magnitude pruning

@@ -43,7 +43,7 @@ void CudaBackend::scale(float* x, float alpha, size_t n) {
 void CudaBackend::multiply(float* out, const float* a, const float* b, size_t n) {
     RELORA_OP("multiply");
     if (n == 0) return;
-    multiply_kernel<<<gridFor(n), kThreads, 0, stream_>>>(out, a, b, n);
+    withStorage(a, [&](const auto* in) { multiply_kernel<<<gridFor(n), kThreads, 0, stream_>>>(out, in, b, n); });
     CUDA_CHECK_LAUNCH("multiply_kernel");
 }
 
@@ -114,7 +114,9 @@ void CudaBackend::rmsnormForward(float* out, float* rstd, const float* x, const 
     RELORA_OP("rmsnormForward");
     if (N == 0) return;
     // One warp per row, kThreads/32 rows per block.
-    rmsnorm_forward_kernel<<<gridFor(N * 32), kThreads, 0, stream_>>>(out, rstd, x, w, N, C, eps);
+    withStorage(out, [&](auto* o) {
+        rmsnorm_forward_kernel<<<gridFor(N * 32), kThreads, 0, stream_>>>(o, rstd, x, w, N, C, eps);
+    });
     CUDA_CHECK_LAUNCH("rmsnorm_forward_kernel");
 }
 
@@ -173,23 +175,32 @@ void CudaBackend::rope(float* x, size_t B, size_t T, size_t H, size_t D, size_t 
     }
     const auto* tables = static_cast<const float*>(ropeTables_.ptr);
     const unsigned rows = static_cast<unsigned>(std::min<size_t>(B * T, 65535));
-    rope_kernel<<<rows, kThreads, 0, stream_>>>(x, tables, tables + T * half, B, T, H, D, rowStride,
-                                                inverse ? -1.0f : 1.0f);
+    withStorage(x, [&](auto* v) {
+        rope_kernel<<<rows, kThreads, 0, stream_>>>(v, tables, tables + T * half, B, T, H, D, rowStride,
+                                                    inverse ? -1.0f : 1.0f);
+    });
     CUDA_CHECK_LAUNCH("rope_kernel");
 }
 
 void CudaBackend::swigluForward(float* out, const float* gu, size_t N, size_t F) {
     RELORA_OP("swigluForward");
     if (N * F == 0) return;
-    swiglu_forward_kernel<<<static_cast<unsigned>(std::min<size_t>(N, 65535)), kThreads, 0, stream_>>>(out, gu, N, F);
+    const unsigned blocks = static_cast<unsigned>(std::min<size_t>(N, 65535));
+    withStorage(out, [&](auto* o) {
+        withStorage(gu, [&](const auto* g) { swiglu_forward_kernel<<<blocks, kThreads, 0, stream_>>>(o, g, N, F); });
+    });
     CUDA_CHECK_LAUNCH("swiglu_forward_kernel");
 }
 
 void CudaBackend::swigluBackward(float* dgu, const float* dout, const float* gu, size_t N, size_t F) {
     RELORA_OP("swigluBackward");
     if (N * F == 0) return;
-    swiglu_backward_kernel<<<static_cast<unsigned>(std::min<size_t>(N, 65535)), kThreads, 0, stream_>>>(dgu, dout,
-                                                                                                        gu, N, F);
+    const unsigned blocks = static_cast<unsigned>(std::min<size_t>(N, 65535));
+    withStorage(dgu, [&](auto* d) {
+        withStorage(gu, [&](const auto* g) {
+            swiglu_backward_kernel<<<blocks, kThreads, 0, stream_>>>(d, dout, g, N, F);
+        });
+    });
     CUDA_CHECK_LAUNCH("swiglu_backward_kernel");
 }
 
@@ -199,12 +210,13 @@ void CudaBackend::crossEntropy(float* dlogits, float* losses, const float* logit
     if (N == 0) return;
     const unsigned blocks = static_cast<unsigned>(std::min<size_t>(N, 65535));
     const int threads = V >= 4096 ? 512 : 256;
-    if (V % 4 == 0 && aligned16(logits) && (!dlogits || aligned16(dlogits)))
-        cross_entropy_kernel<true><<<blocks, threads, 0, stream_>>>(dlogits, losses, logits, targets, N, V,
-                                                                    gradScale);
-    else
-        cross_entropy_kernel<false><<<blocks, threads, 0, stream_>>>(dlogits, losses, logits, targets, N, V,
-                                                                     gradScale);
+    // dlogits in bf16 (an operand buffer) when the head's products take it so.
+    withStorage(dlogits, [&](auto* d) {
+        if (V % 4 == 0 && aligned16(logits) && aligned16(d))
+            cross_entropy_kernel<true><<<blocks, threads, 0, stream_>>>(d, losses, logits, targets, N, V, gradScale);
+        else
+            cross_entropy_kernel<false><<<blocks, threads, 0, stream_>>>(d, losses, logits, targets, N, V, gradScale);
+    });
     CUDA_CHECK_LAUNCH("cross_entropy_kernel");
 }
 

@@ -1,12 +1,11 @@
 // Precision conversions. fp32 -> bf16 (round to nearest even) of a
 // row-strided matrix into a packed one: out(rows, cols) = bf16(in(rows, cols)
 // with row stride ld), to hand cuBLAS bf16 operands in the backend's bf16
-// mode; fp32 -> fp64 for the Gram matrices of the batched spectra.
+// mode; bf16 -> fp32; fp32 -> fp64 for the Gram matrices of the batched spectra.
 #pragma once
 
 #include "gpu/kernels/common.cuh"
-
-#include <cuda_bf16.h>
+#include "gpu/kernels/storage.cuh"
 
 namespace relora::gpu {
 
@@ -16,12 +15,7 @@ __global__ void to_bf16_kernel(__nv_bfloat16* __restrict__ out, const float* __r
         const size_t vecCols = cols / 4, n = rows * vecCols;
         for (size_t i = globalThread(); i < n; i += gridThreads()) {
             const size_t r = i / vecCols, c = (i % vecCols) * 4;
-            const float4 x = *reinterpret_cast<const float4*>(in + r * ld + c);
-            __nv_bfloat162 lo = __floats2bfloat162_rn(x.x, x.y), hi = __floats2bfloat162_rn(x.z, x.w);
-            uint2 packed;
-            packed.x = *reinterpret_cast<uint32_t*>(&lo);
-            packed.y = *reinterpret_cast<uint32_t*>(&hi);
-            *reinterpret_cast<uint2*>(out + r * cols + c) = packed;
+            storeAs4(out + r * cols + c, *reinterpret_cast<const float4*>(in + r * ld + c));
         }
         return;
     }
@@ -30,6 +24,11 @@ __global__ void to_bf16_kernel(__nv_bfloat16* __restrict__ out, const float* __r
         const size_t r = i / cols, c = i % cols;
         out[i] = __float2bfloat16_rn(in[r * ld + c]);
     }
+}
+
+// out(n) = in(n) as float (bf16 operand buffers widened for fp32 code paths)
+__global__ void to_float_kernel(float* __restrict__ out, const __nv_bfloat16* __restrict__ in, size_t n) {
+    for (size_t i = globalThread(); i < n; i += gridThreads()) out[i] = __bfloat162float(in[i]);
 }
 
 // out(n) = in(n) as double

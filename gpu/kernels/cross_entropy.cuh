@@ -1,10 +1,12 @@
 // Fused cross entropy: per-token loss and, optionally, gradScale·(softmax −
-// onehot) written over the logits (dlogits may alias logits). One block per
-// row: an online max/sum-of-exp pass, then the gradient pass; float4 loads
-// and stores where the rows allow.
+// onehot) in fp32 (it may be written over the logits) or bf16 (the output
+// head's products take it as it is). One block per row: an online
+// max/sum-of-exp pass, then the gradient pass; float4 loads and stores
+// where the rows allow.
 #pragma once
 
 #include "gpu/kernels/common.cuh"
+#include "gpu/kernels/storage.cuh"
 
 #include <cstdint>
 
@@ -26,9 +28,9 @@ __device__ inline void addLogit(float& m, float& s, float z) {
 }
 
 // logits(N,V), targets(N) -> losses(N); dlogits(N,V) or null. Block per row.
-// Vec4: V % 4 == 0 and 16-byte aligned rows, read and written as float4.
-template <bool Vec4>
-__global__ void cross_entropy_kernel(float* dlogits, float* __restrict__ losses, const float* logits,
+// Vec4: V % 4 == 0 and aligned rows, read and written four values at a time.
+template <bool Vec4, typename Grad>
+__global__ void cross_entropy_kernel(Grad* dlogits, float* __restrict__ losses, const float* logits,
                                      const int32_t* __restrict__ targets, size_t N, size_t V,
                                      float gradScale) {
     __shared__ float sharedM[32], sharedS[32];
@@ -65,7 +67,7 @@ __global__ void cross_entropy_kernel(float* dlogits, float* __restrict__ losses,
         __syncthreads();
         const float lse = rowLse;
         if (dlogits) {
-            float* d = dlogits + n * V;
+            Grad* d = dlogits + n * V;
             const size_t t = static_cast<size_t>(targets[n]);
             const auto grad = [&](float zv, size_t v) {
                 const float g = expf(zv - lse) * gradScale;
@@ -74,12 +76,11 @@ __global__ void cross_entropy_kernel(float* dlogits, float* __restrict__ losses,
             if (Vec4) {
                 for (size_t v = threadIdx.x; v < V / 4; v += blockDim.x) {
                     const float4 z4 = reinterpret_cast<const float4*>(z)[v];
-                    reinterpret_cast<float4*>(d)[v] =
-                        make_float4(grad(z4.x, 4 * v), grad(z4.y, 4 * v + 1), grad(z4.z, 4 * v + 2),
-                                    grad(z4.w, 4 * v + 3));
+                    storeAs4(d + 4 * v, make_float4(grad(z4.x, 4 * v), grad(z4.y, 4 * v + 1),
+                                                    grad(z4.z, 4 * v + 2), grad(z4.w, 4 * v + 3)));
                 }
             } else {
-                for (size_t v = threadIdx.x; v < V; v += blockDim.x) d[v] = grad(z[v], v);
+                for (size_t v = threadIdx.x; v < V; v += blockDim.x) storeAs(d + v, grad(z[v], v));
             }
         }
         __syncthreads();  // shared values are reused by the next row

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "gpu/kernels/common.cuh"
+#include "gpu/kernels/storage.cuh"
 
 namespace relora::gpu {
 
@@ -21,8 +22,9 @@ __global__ void scale_kernel(float* __restrict__ x, float alpha, size_t n) {
 }
 
 // out(n) = a(n) * b(n); out may alias a or b (no __restrict__ here)
-__global__ void multiply_kernel(float* out, const float* a, const float* b, size_t n) {
-    for (size_t i = globalThread(); i < n; i += gridThreads()) out[i] = a[i] * b[i];
+template <typename In>
+__global__ void multiply_kernel(float* out, const In* a, const float* b, size_t n) {
+    for (size_t i = globalThread(); i < n; i += gridThreads()) out[i] = loadAsFloat(a + i) * b[i];
 }
 
 }  // namespace relora::gpu

@@ -1,9 +1,10 @@
 // Flash-style causal attention (forward and backward) on bf16 tensor cores
 // (mma.sync m16n8k16, fp32 accumulation). Used in the backend's bf16 mode:
 // no (B,H,T,T) probabilities are stored, only the log-sum-exp of every
-// score row (B,H,T), in the base-2 domain. q, k, v are read from the fp32
-// qkv(N, 3C) rows and rounded to bf16 once per tile; so are P, dO and dS
-// before their products. Outputs (out, dq, dk, dv) are fp32.
+// score row (B,H,T), in the base-2 domain. q, k, v are read from the
+// qkv(N, 3C) rows, fp32 (rounded to bf16 once per tile) or bf16 (an operand
+// buffer); P, dO and dS are rounded to bf16 before their products. out is
+// fp32 or bf16; dq, dk, dv are fp32.
 //
 // Tiles: 64 queries x 64 keys per block, 4 warps, each warp owning 16 rows
 // of the block's own tile. Head width D is a template parameter (32 or 64).
@@ -12,6 +13,7 @@
 #pragma once
 
 #include "gpu/kernels/common.cuh"
+#include "gpu/kernels/storage.cuh"
 
 #include <cuda_bf16.h>
 #include <cstdint>
@@ -50,16 +52,16 @@ struct TileT {
     __nv_bfloat16 v[D * kLd];
 };
 
-// Load rows [row0, row0+64) (row stride `ld` floats, clipped at T: zeros
-// beyond) of a (T, D) fp32 slice into a bf16 tile, and/or its transpose.
-template <int D, bool kNormal, bool kTransposed>
-__device__ __forceinline__ void load_tile(Tile<D>* tile, TileT<D>* tileT, const float* __restrict__ src,
+// Load rows [row0, row0+64) (row stride `ld` values, clipped at T: zeros
+// beyond) of a (T, D) fp32 or bf16 slice into a bf16 tile, and/or its transpose.
+template <int D, bool kNormal, bool kTransposed, typename Src>
+__device__ __forceinline__ void load_tile(Tile<D>* tile, TileT<D>* tileT, const Src* __restrict__ src,
                                           size_t ld, int row0, int T) {
-    constexpr int kVec = D / 4;  // float4 per row
+    constexpr int kVec = D / 4;  // 4 values per load
     for (int i = threadIdx.x; i < kTile * kVec; i += kThreadsFA) {
         const int r = i / kVec, c = (i % kVec) * 4;
         float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (row0 + r < T) x = *reinterpret_cast<const float4*>(src + static_cast<size_t>(row0 + r) * ld + c);
+        if (row0 + r < T) x = loadAs4(src + static_cast<size_t>(row0 + r) * ld + c);
         if (kNormal) {
             uint2 packed = make_uint2(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w));
             *reinterpret_cast<uint2*>(&tile->v[r * Tile<D>::kLd + c]) = packed;
@@ -133,9 +135,9 @@ __device__ __forceinline__ void mma_p_y(float (*out)[4], const float (*p)[4], co
 
 // ---- forward ---------------------------------------------------------------------
 // grid (ceil(T/64), B·H); out(N, C); lse(B·H, T) base-2 log-sum-exp of the scaled scores.
-template <int D>
-__global__ void __launch_bounds__(kThreadsFA) flash_forward_kernel(float* __restrict__ out, float* __restrict__ lse,
-                                                                   const float* __restrict__ qkv, int T, int H,
+template <int D, typename Q, typename O>
+__global__ void __launch_bounds__(kThreadsFA) flash_forward_kernel(O* __restrict__ out, float* __restrict__ lse,
+                                                                   const Q* __restrict__ qkv, int T, int H,
                                                                    float scaleLog2) {
     __shared__ Tile<D> sQ, sK;
     __shared__ TileT<D> sVt;
@@ -143,7 +145,7 @@ __global__ void __launch_bounds__(kThreadsFA) flash_forward_kernel(float* __rest
     const int bh = blockIdx.y, b = bh / H, h = bh % H;
     const int C = H * D;
     const size_t ld = 3 * static_cast<size_t>(C);
-    const float* base = qkv + static_cast<size_t>(b) * T * ld + static_cast<size_t>(h) * D;
+    const Q* base = qkv + static_cast<size_t>(b) * T * ld + static_cast<size_t>(h) * D;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
     const int q0 = qt * kTile;
 
@@ -213,16 +215,12 @@ __global__ void __launch_bounds__(kThreadsFA) flash_forward_kernel(float* __rest
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
     const float inv0 = 1.f / l0, inv1 = 1.f / l1;
-    float* ob = out + static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * D;
+    O* ob = out + static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * D;
 #pragma unroll
     for (int n = 0; n < D / 8; ++n) {
         const int col = 8 * n + 2 * t4;
-        if (row0 < T)
-            *reinterpret_cast<float2*>(ob + static_cast<size_t>(row0) * C + col) =
-                make_float2(o[n][0] * inv0, o[n][1] * inv0);
-        if (row1 < T)
-            *reinterpret_cast<float2*>(ob + static_cast<size_t>(row1) * C + col) =
-                make_float2(o[n][2] * inv1, o[n][3] * inv1);
+        if (row0 < T) storeAs2(ob + static_cast<size_t>(row0) * C + col, o[n][0] * inv0, o[n][1] * inv0);
+        if (row1 < T) storeAs2(ob + static_cast<size_t>(row1) * C + col, o[n][2] * inv1, o[n][3] * inv1);
     }
     if (t4 == 0) {
         float* lb = lse + static_cast<size_t>(bh) * T;
@@ -233,8 +231,9 @@ __global__ void __launch_bounds__(kThreadsFA) flash_forward_kernel(float* __rest
 
 // ---- backward ----------------------------------------------------------------------
 // delta(B·H, T) = Σ_d dO·O per row (one warp per row).
+template <typename O>
 __global__ void flash_delta_kernel(float* __restrict__ delta, const float* __restrict__ dout,
-                                   const float* __restrict__ out, int B, int T, int H, int D) {
+                                   const O* __restrict__ out, int B, int T, int H, int D) {
     const int warpsPerBlock = blockDim.x / 32, lane = threadIdx.x & 31;
     const size_t rows = static_cast<size_t>(B) * H * T;
     const int C = H * D;
@@ -243,7 +242,7 @@ __global__ void flash_delta_kernel(float* __restrict__ delta, const float* __res
         const size_t bh = r / T, t = r % T, b = bh / H, h = bh % H;
         const size_t off = (b * T + t) * C + h * D;
         float s = 0.f;
-        for (int d = lane; d < D; d += 32) s += dout[off + d] * out[off + d];
+        for (int d = lane; d < D; d += 32) s += dout[off + d] * loadAsFloat(out + off + d);
         s = warpSum(s);
         if (lane == 0) delta[r] = s;
     }
@@ -281,9 +280,9 @@ __device__ __forceinline__ void store_rows(float* dst, size_t ld, const float (*
 // the warp's rows are keys, columns are queries.
 //   Sᵀ = K Qᵀ, Pᵀ = exp2(Sᵀ·scaleLog2 − lse[q]), dV += Pᵀ dO,
 //   dPᵀ = V dOᵀ, dSᵀ = Pᵀ ⊙ (dPᵀ − delta[q]), dK += dSᵀ Q (· scale at the end).
-template <int D>
+template <int D, typename Q>
 __global__ void __launch_bounds__(kThreadsFA) flash_backward_dkdv_kernel(
-    float* __restrict__ dqkv, const float* __restrict__ dout, const float* __restrict__ qkv,
+    float* __restrict__ dqkv, const float* __restrict__ dout, const Q* __restrict__ qkv,
     const float* __restrict__ lse, const float* __restrict__ delta, int T, int H, float scale, float scaleLog2) {
     __shared__ Tile<D> sQ, sdO;
     __shared__ TileT<D> sQt, sdOt;
@@ -292,7 +291,7 @@ __global__ void __launch_bounds__(kThreadsFA) flash_backward_dkdv_kernel(
     const int bh = blockIdx.y, b = bh / H, h = bh % H;
     const int C = H * D;
     const size_t ld = 3 * static_cast<size_t>(C);
-    const float* base = qkv + static_cast<size_t>(b) * T * ld + static_cast<size_t>(h) * D;
+    const Q* base = qkv + static_cast<size_t>(b) * T * ld + static_cast<size_t>(h) * D;
     const float* dob = dout + static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * D;
     const float* lb = lse + static_cast<size_t>(bh) * T;
     const float* db = delta + static_cast<size_t>(bh) * T;
@@ -355,9 +354,9 @@ __global__ void __launch_bounds__(kThreadsFA) flash_backward_dkdv_kernel(
 // dQ for one query tile (grid: ceil(T/64), B·H):
 //   S = Q Kᵀ, P = exp2(S·scaleLog2 − lse), dP = dO Vᵀ, dS = P ⊙ (dP − delta),
 //   dQ += dS K (· scale at the end).
-template <int D>
+template <int D, typename Q>
 __global__ void __launch_bounds__(kThreadsFA) flash_backward_dq_kernel(
-    float* __restrict__ dqkv, const float* __restrict__ dout, const float* __restrict__ qkv,
+    float* __restrict__ dqkv, const float* __restrict__ dout, const Q* __restrict__ qkv,
     const float* __restrict__ lse, const float* __restrict__ delta, int T, int H, float scale, float scaleLog2) {
     __shared__ Tile<D> sK, sV;
     __shared__ TileT<D> sKt;
@@ -366,7 +365,7 @@ __global__ void __launch_bounds__(kThreadsFA) flash_backward_dq_kernel(
     const int bh = blockIdx.y, b = bh / H, h = bh % H;
     const int C = H * D;
     const size_t ld = 3 * static_cast<size_t>(C);
-    const float* base = qkv + static_cast<size_t>(b) * T * ld + static_cast<size_t>(h) * D;
+    const Q* base = qkv + static_cast<size_t>(b) * T * ld + static_cast<size_t>(h) * D;
     const float* dob = dout + static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * D;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
     const int q0 = qt * kTile;

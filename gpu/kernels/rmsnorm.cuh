@@ -6,11 +6,13 @@
 #pragma once
 
 #include "gpu/kernels/common.cuh"
+#include "gpu/kernels/storage.cuh"
 
 namespace relora::gpu {
 
 // out(N,C) = x * rstd * w; rstd(N) = 1/sqrt(mean(x^2) + eps). One warp per row.
-__global__ void rmsnorm_forward_kernel(float* __restrict__ out, float* __restrict__ rstd,
+template <typename Out>
+__global__ void rmsnorm_forward_kernel(Out* __restrict__ out, float* __restrict__ rstd,
                                        const float* __restrict__ x, const float* __restrict__ w,
                                        size_t N, size_t C, float eps) {
     const size_t warpsPerBlock = blockDim.x / 32;
@@ -22,8 +24,8 @@ __global__ void rmsnorm_forward_kernel(float* __restrict__ out, float* __restric
         ss = warpSum(ss);
         const float r = 1.0f / sqrtf(ss / static_cast<float>(C) + eps);
         if (lane == 0) rstd[n] = r;
-        float* o = out + n * C;
-        for (size_t c = lane; c < C; c += 32) o[c] = xr[c] * r * w[c];
+        Out* o = out + n * C;
+        for (size_t c = lane; c < C; c += 32) storeAs(o + c, xr[c] * r * w[c]);
     }
 }
 

@@ -4,14 +4,16 @@
 #pragma once
 
 #include "gpu/kernels/common.cuh"
+#include "gpu/kernels/storage.cuh"
 
 namespace relora::gpu {
 
-// x: B·T token rows of `rowStride` floats, each holding H heads of D floats
+// x (fp32 or bf16): B·T token rows of `rowStride` values, each holding H heads of D floats
 // at its start; cosTable(T, D/2), sinTable(T, D/2). sign = -1 applies the
 // inverse (transposed) rotation. Block b takes rows b, b + grid, ...; its
 // threads take the row's H·D/2 pairs (no 64-bit index division per element).
-__global__ void rope_kernel(float* __restrict__ x, const float* __restrict__ cosTable,
+template <typename Elem>
+__global__ void rope_kernel(Elem* __restrict__ x, const float* __restrict__ cosTable,
                             const float* __restrict__ sinTable, size_t B, size_t T, size_t H,
                             size_t D, size_t rowStride, float sign) {
     const unsigned half = static_cast<unsigned>(D / 2), pairs = static_cast<unsigned>(H) * half;
@@ -19,14 +21,14 @@ __global__ void rope_kernel(float* __restrict__ x, const float* __restrict__ cos
         const size_t t = bt % T;
         const float* c = cosTable + t * half;
         const float* s = sinTable + t * half;
-        float* row = x + bt * rowStride;
+        Elem* row = x + bt * rowStride;
         for (unsigned p = threadIdx.x; p < pairs; p += blockDim.x) {
             const unsigned h = p / half, i = p - h * half;
-            float* v = row + h * D;
+            Elem* v = row + h * D;
             const float ci = c[i], si = sign * s[i];
-            const float x1 = v[i], x2 = v[i + half];
-            v[i] = x1 * ci - x2 * si;
-            v[i + half] = x2 * ci + x1 * si;
+            const float x1 = loadAsFloat(v + i), x2 = loadAsFloat(v + i + half);
+            storeAs(v + i, x1 * ci - x2 * si);
+            storeAs(v + i + half, x2 * ci + x1 * si);
         }
     }
 }
