@@ -66,10 +66,11 @@ public:
     // products and attention kernels round every operand to anyway, so the
     // activations take half the memory and the products skip a conversion.
     // Pointers into it (column blocks, row offsets) are fine. Only these ops
-    // take one: gemm (A, B and C), rmsnormForward (out), rope (x),
-    // attentionForward (out, qkv), attentionBackward (out, qkv), swigluForward
-    // (out, gu), swigluBackward (dgu, gu), crossEntropy (dlogits), multiply
-    // (a) and download. The default is allocate().
+    // take one: gemm (A, B and C), copy (dst), axpy (y), rmsnormForward
+    // (out), rope (x), attentionForward (out, qkv), attentionBackward (every
+    // pointer but state), swigluForward (out, gu), swigluBackward (all three),
+    // crossEntropy (dlogits), multiply (a) and download. The default is
+    // allocate().
     virtual float* allocateOperand(size_t count) { return allocate(count); }
     virtual void upload(float* dst, const float* host, size_t count) = 0;
     virtual void uploadInts(int32_t* dst, const int32_t* host, size_t count) = 0;

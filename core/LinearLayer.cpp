@@ -10,6 +10,12 @@ bool FusedLinear::allPartsTrainable() const {
     return true;
 }
 
+bool FusedLinear::anyPartTrainable() const {
+    for (const auto& p : parts)
+        if (p.weight->trainable) return true;
+    return false;
+}
+
 void FusedLinear::forward(Backend& be, const float* x, float* y, size_t N, float beta,
                           bool training, uint64_t dropoutSeed) const {
     const size_t R = loraRows;

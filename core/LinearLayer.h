@@ -66,6 +66,7 @@ public:
     void backward(Backend& be, const float* dy, const float* x, float* dx, size_t N,
                   float beta) const;
     bool allPartsTrainable() const;
+    bool anyPartTrainable() const;
 };
 
 }  // namespace relora

@@ -89,10 +89,10 @@ LlamaModel::LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch,
     lossSum_ = alloc(1);
     dResid_ = alloc(N * C);
     dH_ = alloc(N * C);
-    dQkv_ = alloc(N * 3 * C);
-    dAtt_ = alloc(N * C);
+    dQkv_ = allocOperand(N * 3 * C);
+    dAtt_ = allocOperand(N * C);
     dGu_ = allocOperand(N * 2 * F);
-    dAct_ = alloc(N * F);
+    dAct_ = allocOperand(N * F);
 
     for (auto& p : params_) {
         p.m = alloc(p.count());
@@ -198,9 +198,9 @@ void LlamaModel::enableLoRA(const LoRAConfig& config, uint64_t seed) {
             f->loraRows = rows;
             f->loraA = alloc(rows * in);
             f->loraAGrad = alloc(rows * in);
-            f->u = alloc(N * rows);
-            f->du = alloc(N * rows);
-            if (config.dropout == 0.0f) f->effective = alloc(f->outTotal * in);
+            f->u = allocOperand(N * rows);
+            f->du = allocOperand(N * rows);
+            if (config.dropout == 0.0f) f->effective = allocOperand(f->outTotal * in);
             size_t offset = 0;
             for (auto& part : f->parts) {
                 if (!chosen(part.kind)) continue;
@@ -235,6 +235,12 @@ void LlamaModel::enableLoRA(const LoRAConfig& config, uint64_t seed) {
                 part.lora = std::move(a);
                 offset += r;
             }
+            if (f->anyPartTrainable()) continue;
+            // No part of the group trains any more: its weight gradient is never written.
+            backend_.release(f->grad);
+            std::erase(owned_, static_cast<void*>(f->grad));
+            f->grad = nullptr;
+            for (auto& part : f->parts) part.weight->grad = nullptr;
         }
     }
     lora_ = config;

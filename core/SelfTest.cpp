@@ -523,8 +523,15 @@ private:
                 float* dqkv = b.zeros(N * 3 * C);
                 const float* dout = b.put(normalHost(N * C, 87));
                 be.attentionBackward(dqkv, dout, out, state, qkv, B, T, H, D);
+                // dout and dqkv as operand buffers too (the model's case), then
+                // the inverse rotation on the gradient in place.
+                float* doutOp = b.operand(N * C);
+                be.copy(doutOp, dout, N * C);
+                float* dqkvOp = b.operand(N * 3 * C);
+                be.attentionBackward(dqkvOp, doutOp, out, state, qkv, B, T, H, D);
+                be.rope(dqkvOp, B, T, H, D, 3 * C, 10000.0f, true);
                 return Outputs{{"rotated qkv", b.get(qkv, N * 3 * C)}, {"out", b.get(out, N * C)},
-                               {"dqkv", b.get(dqkv, N * 3 * C)}};
+                               {"dqkv", b.get(dqkv, N * 3 * C)}, {"dqkv, all operands, rotated back", b.get(dqkvOp, N * 3 * C)}};
             }, true);
         }
         opCheck("embedding forward/backward", 0.0, [](Backend& be) {
@@ -610,7 +617,8 @@ private:
             be.swigluBackward(dgu, dout, gu, N, F);
             return Outputs{{"out", b.get(out, N * F)}, {"dgu", b.get(dgu, N * 2 * F)}};
         });
-        for (const size_t V : {size_t{300}, size_t{301}}) {  // float4 rows and the scalar fallback
+        // Rows held in registers, float4 rows too long for that, the scalar fallback.
+        for (const size_t V : {size_t{300}, size_t{40000}, size_t{301}}) {
             opCheck("cross entropy (separate and in-place gradient), V=" + std::to_string(V), kOpTolerance,
                     [V](Backend& be) {
                 Buffers b(be);

@@ -6,9 +6,10 @@
 //
 // fp32 mode (and other head widths): cuBLAS strided-batched products, with
 // the softmax rows kept in probs(B,H,T,T) as the CPU backend keeps them;
-// qkv and out given as bf16 operand buffers are widened to fp32 scratch
-// copies there (and out narrowed back). The flash kernels read and write
-// them as they are.
+// qkv, out, dout and dqkv given as bf16 operand buffers are widened to fp32
+// scratch copies there (outputs narrowed back). The flash kernels read and
+// write them as they are (the backward ones when all three of qkv, dout and
+// dqkv are).
 // q, k, v of head h of sequence b are (T, D) row blocks of qkv(N, 3C) with
 // row stride 3C, at offsets b·T·3C + h·D (+C for k, +2C for v). One strided
 // batch cannot cover both b and h (their strides differ), so the products
@@ -91,31 +92,45 @@ void CudaBackend::attentionBackward(float* dqkv, const float* dout, const float*
         auto* delta = static_cast<float*>(ensure(attentionDelta_, B * H * T * sizeof(float)));
         const int b = static_cast<int>(B), t = static_cast<int>(T), h = static_cast<int>(H), d = static_cast<int>(D);
         withStorage(out, [&](const auto* o) {
-            flash::flash_delta_kernel<<<gridFor(B * H * T * 32), kThreads, 0, stream_>>>(delta, dout, o, b, t, h, d);
+            withStorage(dout, [&](const auto* dO) {
+                flash::flash_delta_kernel<<<gridFor(B * H * T * 32), kThreads, 0, stream_>>>(delta, dO, o, b, t, h, d);
+            });
         });
         CUDA_CHECK_LAUNCH("flash_delta_kernel");
         const dim3 grid(static_cast<unsigned>((T + flash::kTile - 1) / flash::kTile), static_cast<unsigned>(B * H));
         const float scale = 1.0f / std::sqrt(static_cast<float>(D)), scaleLog2 = flash::kLog2e * scale;
-        withStorage(qkv, [&](const auto* q) {
+        // The kernels take qkv, dout and dqkv all bf16 (the model's operand
+        // buffers) or all fp32; a mix goes through fp32 copies.
+        auto run = [&](auto* dq, const auto* dO, const auto* q) {
             if (D == 64) {
                 flash::flash_backward_dkdv_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(
-                    dqkv, dout, q, probs, delta, t, h, scale, scaleLog2);
+                    dq, dO, q, probs, delta, t, h, scale, scaleLog2);
                 CUDA_CHECK_LAUNCH("flash_backward_dkdv_kernel");
                 flash::flash_backward_dq_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(
-                    dqkv, dout, q, probs, delta, t, h, scale, scaleLog2);
+                    dq, dO, q, probs, delta, t, h, scale, scaleLog2);
             } else {
                 flash::flash_backward_dkdv_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(
-                    dqkv, dout, q, probs, delta, t, h, scale, scaleLog2);
+                    dq, dO, q, probs, delta, t, h, scale, scaleLog2);
                 CUDA_CHECK_LAUNCH("flash_backward_dkdv_kernel");
                 flash::flash_backward_dq_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(
-                    dqkv, dout, q, probs, delta, t, h, scale, scaleLog2);
+                    dq, dO, q, probs, delta, t, h, scale, scaleLog2);
             }
-        });
-        CUDA_CHECK_LAUNCH("flash_backward_dq_kernel");
+            CUDA_CHECK_LAUNCH("flash_backward_dq_kernel");
+        };
+        const size_t C = H * D, N = B * T;
+        __nv_bfloat16 *dq16 = storedBf16(dqkv), *dout16 = storedBf16(dout), *qkv16 = storedBf16(qkv);
+        if (dq16 && dout16 && qkv16) return run(dq16, static_cast<const __nv_bfloat16*>(dout16),
+                                                static_cast<const __nv_bfloat16*>(qkv16));
+        float* dq32 = dq16 ? static_cast<float*>(ensure(attentionDqkv32_, N * 3 * C * sizeof(float))) : dqkv;
+        run(dq32, widened(dout, N * C, attentionOut32_), widened(qkv, N * 3 * C, attentionQkv32_));
+        if (dq16) narrow(dq16, dq32, N * 3 * C);
         return;
     }
     const size_t C = H * D, ld = 3 * C;
     qkv = widened(qkv, B * T * 3 * C, attentionQkv32_);
+    dout = widened(dout, B * T * C, attentionOut32_);
+    __nv_bfloat16* dqkv16 = storedBf16(dqkv);
+    if (dqkv16) dqkv = static_cast<float*>(ensure(attentionDqkv32_, B * T * 3 * C * sizeof(float)));
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
     const HeadBatching hb = headBatching(B, T, H, D);
     // dP / dS (B,H,T,T): cached scratch, same layout as probs.
@@ -148,6 +163,7 @@ void CudaBackend::attentionBackward(float* dqkv, const float* dout, const float*
         gemmStridedBatched(true, false, T, D, T, 1.0f, dS, T, hb.strideP, q, ld, hb.strideQkv, 0.0f, dk, ld,
                            hb.strideQkv, hb.batch);
     }
+    if (dqkv16) narrow(dqkv16, dqkv, B * T * 3 * C);
 }
 
 }  // namespace relora::gpu

@@ -90,7 +90,12 @@ CudaBackend::CudaBackend(const BackendOptions& options) : bf16_(options.bf16MatM
         CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
         deviceName_ = prop.name;
         smCount_ = prop.multiProcessorCount;
-        CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+        // The training stream gets the highest priority: the spectra worker's
+        // eigensolver (default priority) then fills the SMs training leaves idle
+        // instead of taking blocks from it.
+        int leastPriority = 0, greatestPriority = 0;
+        CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&leastPriority, &greatestPriority));
+        CUDA_CHECK(cudaStreamCreateWithPriority(&stream_, cudaStreamNonBlocking, greatestPriority));
         CUDA_CHECK(cudaEventCreateWithFlags(&stagingFree_, cudaEventDisableTiming));
         CUBLAS_CHECK(cublasCreate(&cublas_));
         CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
@@ -335,9 +340,9 @@ void CudaBackend::downloadInts(int32_t* host, const int32_t* src, size_t count) 
 
 void CudaBackend::copy(float* dst, const float* src, size_t count) {
     RELORA_OP("copy");
-    requireFp32(dst, "copy");
     requireFp32(src, "copy");
     if (count == 0 || dst == src) return;
+    if (__nv_bfloat16* dst16 = storedBf16(dst)) return narrow(dst16, src, count);
     CUDA_CHECK(cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
 }
 

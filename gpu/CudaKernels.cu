@@ -29,7 +29,7 @@ void CudaBackend::fill(float* x, float value, size_t count) {
 void CudaBackend::axpy(float* y, float alpha, const float* x, size_t n) {
     RELORA_OP("axpy");
     if (n == 0) return;
-    axpy_kernel<<<gridFor(n), kThreads, 0, stream_>>>(y, alpha, x, n);
+    withStorage(y, [&](auto* out) { axpy_kernel<<<gridFor(n), kThreads, 0, stream_>>>(out, alpha, x, n); });
     CUDA_CHECK_LAUNCH("axpy_kernel");
 }
 
@@ -198,7 +198,9 @@ void CudaBackend::swigluBackward(float* dgu, const float* dout, const float* gu,
     const unsigned blocks = static_cast<unsigned>(std::min<size_t>(N, 65535));
     withStorage(dgu, [&](auto* d) {
         withStorage(gu, [&](const auto* g) {
-            swiglu_backward_kernel<<<blocks, kThreads, 0, stream_>>>(d, dout, g, N, F);
+            withStorage(dout, [&](const auto* dy) {
+                swiglu_backward_kernel<<<blocks, kThreads, 0, stream_>>>(d, dy, g, N, F);
+            });
         });
     });
     CUDA_CHECK_LAUNCH("swiglu_backward_kernel");
@@ -212,7 +214,11 @@ void CudaBackend::crossEntropy(float* dlogits, float* losses, const float* logit
     const int threads = V >= 4096 ? 512 : 256;
     // dlogits in bf16 (an operand buffer) when the head's products take it so.
     withStorage(dlogits, [&](auto* d) {
-        if (V % 4 == 0 && aligned16(logits) && aligned16(d))
+        const size_t rowThreads = ((V / 4 + kRowInRegisters - 1) / kRowInRegisters + 31) / 32 * 32;
+        if (V % 4 == 0 && aligned16(logits) && aligned16(d) && rowThreads <= 512)
+            cross_entropy_row_kernel<<<blocks, static_cast<unsigned>(rowThreads), 0, stream_>>>(
+                d, losses, logits, targets, N, V, gradScale);
+        else if (V % 4 == 0 && aligned16(logits) && aligned16(d))
             cross_entropy_kernel<true><<<blocks, threads, 0, stream_>>>(d, losses, logits, targets, N, V, gradScale);
         else
             cross_entropy_kernel<false><<<blocks, threads, 0, stream_>>>(d, losses, logits, targets, N, V, gradScale);

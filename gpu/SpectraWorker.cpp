@@ -8,7 +8,10 @@ namespace relora::gpu {
 
 SpectraWorker::SpectraWorker(int device) : device_(device) {
     CUDA_CHECK(cudaSetDevice(device_));
-    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    // The lowest priority: the eigensolver takes only SMs training leaves idle.
+    int leastPriority = 0, greatestPriority = 0;
+    CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&leastPriority, &greatestPriority));
+    CUDA_CHECK(cudaStreamCreateWithPriority(&stream_, cudaStreamNonBlocking, leastPriority));
     CUSOLVER_CHECK(cusolverDnCreate(&handle_));
     CUSOLVER_CHECK(cusolverDnSetStream(handle_, stream_));
     CUSOLVER_CHECK(cusolverDnCreateParams(&params_));

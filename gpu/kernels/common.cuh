@@ -54,4 +54,15 @@ __device__ inline T blockSum(T v, T* shared) {
     return warpSum(v);
 }
 
+// Maximum over the block, as blockSum.
+__device__ inline float blockMax(float v, float* shared) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = warpMax(v);
+    __syncthreads();
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    v = lane < warps ? shared[lane] : -INFINITY;
+    return warpMax(v);
+}
+
 }  // namespace relora::gpu

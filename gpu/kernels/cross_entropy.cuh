@@ -1,8 +1,10 @@
 // Fused cross entropy: per-token loss and, optionally, gradScale·(softmax −
 // onehot) in fp32 (it may be written over the logits) or bf16 (the output
-// head's products take it as it is). One block per row: an online
-// max/sum-of-exp pass, then the gradient pass; float4 loads and stores
-// where the rows allow.
+// head's products take it as it is). One block per row. Rows of up to
+// kRowInRegisters·4 values per thread (the output head's 32000 at 512
+// threads) are read once into registers: max, sum of exp and the gradient
+// from there. Otherwise an online max/sum-of-exp pass, then the gradient
+// pass over memory; float4 loads and stores where the rows allow.
 #pragma once
 
 #include "gpu/kernels/common.cuh"
@@ -84,6 +86,54 @@ __global__ void cross_entropy_kernel(Grad* dlogits, float* __restrict__ losses, 
             }
         }
         __syncthreads();  // shared values are reused by the next row
+    }
+}
+
+constexpr int kRowInRegisters = 16;  // float4 per thread
+
+// As cross_entropy_kernel for rows with V % 4 == 0, 16-byte aligned, and
+// V ≤ 4·kRowInRegisters·blockDim.x: each thread keeps its float4 of the
+// row in registers, so the logits are read from memory once.
+template <typename Grad>
+__global__ void __launch_bounds__(512) cross_entropy_row_kernel(Grad* dlogits, float* __restrict__ losses,
+                                                                const float* logits,
+                                                                const int32_t* __restrict__ targets, size_t N,
+                                                                size_t V, float gradScale) {
+    __shared__ float shared[32];
+    const size_t V4 = V / 4;
+    for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
+        const float4* z = reinterpret_cast<const float4*>(logits + n * V);
+        float4 r[kRowInRegisters];
+        float m = -INFINITY;
+#pragma unroll
+        for (int k = 0; k < kRowInRegisters; ++k) {
+            const size_t v = threadIdx.x + static_cast<size_t>(k) * blockDim.x;
+            r[k] = v < V4 ? z[v] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+            m = fmaxf(m, fmaxf(fmaxf(r[k].x, r[k].y), fmaxf(r[k].z, r[k].w)));
+        }
+        m = blockMax(m, shared);
+        float s = 0.0f;
+#pragma unroll
+        for (int k = 0; k < kRowInRegisters; ++k)
+            s += expf(r[k].x - m) + expf(r[k].y - m) + expf(r[k].z - m) + expf(r[k].w - m);
+        s = blockSum(s, shared);
+        const float lse = m + logf(s);
+        const size_t t = static_cast<size_t>(targets[n]);
+        if (threadIdx.x == 0) losses[n] = lse - logits[n * V + t];
+        if (!dlogits) continue;
+        __syncthreads();  // the target logit is read before any thread overwrites the row
+        Grad* d = dlogits + n * V;
+        const auto grad = [&](float zv, size_t v) {
+            const float g = expf(zv - lse) * gradScale;
+            return v == t ? g - gradScale : g;
+        };
+#pragma unroll
+        for (int k = 0; k < kRowInRegisters; ++k) {
+            const size_t v = threadIdx.x + static_cast<size_t>(k) * blockDim.x;
+            if (v < V4)
+                storeAs4(d + 4 * v, make_float4(grad(r[k].x, 4 * v), grad(r[k].y, 4 * v + 1),
+                                                grad(r[k].z, 4 * v + 2), grad(r[k].w, 4 * v + 3)));
+        }
     }
 }
 

@@ -12,8 +12,10 @@ __global__ void fill_kernel(float* __restrict__ x, float value, size_t n) {
 }
 
 // y(n) += alpha * x(n)   (multiply and add rounded separately, as the CPU does)
-__global__ void axpy_kernel(float* __restrict__ y, float alpha, const float* __restrict__ x, size_t n) {
-    for (size_t i = globalThread(); i < n; i += gridThreads()) y[i] = __fadd_rn(y[i], __fmul_rn(alpha, x[i]));
+template <typename Y>
+__global__ void axpy_kernel(Y* __restrict__ y, float alpha, const float* __restrict__ x, size_t n) {
+    for (size_t i = globalThread(); i < n; i += gridThreads())
+        storeAs(y + i, __fadd_rn(loadAsFloat(y + i), __fmul_rn(alpha, x[i])));
 }
 
 // x(n) *= alpha

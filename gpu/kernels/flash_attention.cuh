@@ -4,7 +4,8 @@
 // score row (B,H,T), in the base-2 domain. q, k, v are read from the
 // qkv(N, 3C) rows, fp32 (rounded to bf16 once per tile) or bf16 (an operand
 // buffer); P, dO and dS are rounded to bf16 before their products. out is
-// fp32 or bf16; dq, dk, dv are fp32.
+// fp32 or bf16; the backward kernels read qkv and dO and write dq, dk, dv
+// all in fp32 or all in bf16.
 //
 // Tiles: 64 queries x 64 keys per block, 4 warps, each warp owning 16 rows
 // of the block's own tile. Head width D is a template parameter (32 or 64).
@@ -231,8 +232,8 @@ __global__ void __launch_bounds__(kThreadsFA) flash_forward_kernel(O* __restrict
 
 // ---- backward ----------------------------------------------------------------------
 // delta(B·H, T) = Σ_d dO·O per row (one warp per row).
-template <typename O>
-__global__ void flash_delta_kernel(float* __restrict__ delta, const float* __restrict__ dout,
+template <typename O, typename DO>
+__global__ void flash_delta_kernel(float* __restrict__ delta, const DO* __restrict__ dout,
                                    const O* __restrict__ out, int B, int T, int H, int D) {
     const int warpsPerBlock = blockDim.x / 32, lane = threadIdx.x & 31;
     const size_t rows = static_cast<size_t>(B) * H * T;
@@ -242,7 +243,7 @@ __global__ void flash_delta_kernel(float* __restrict__ delta, const float* __res
         const size_t bh = r / T, t = r % T, b = bh / H, h = bh % H;
         const size_t off = (b * T + t) * C + h * D;
         float s = 0.f;
-        for (int d = lane; d < D; d += 32) s += dout[off + d] * loadAsFloat(out + off + d);
+        for (int d = lane; d < D; d += 32) s += loadAsFloat(dout + off + d) * loadAsFloat(out + off + d);
         s = warpSum(s);
         if (lane == 0) delta[r] = s;
     }
@@ -259,30 +260,26 @@ __device__ __forceinline__ void load_row_stats(float* sL, float* sD, const float
 }
 
 // Store acc(16 x D) rows [16·warp, +16) of tile row0, scaled, into dst (row stride ld).
-template <int D>
-__device__ __forceinline__ void store_rows(float* dst, size_t ld, const float (*acc)[4], float scale, int row0, int T,
+template <int D, typename G>
+__device__ __forceinline__ void store_rows(G* dst, size_t ld, const float (*acc)[4], float scale, int row0, int T,
                                            int warp, int lane) {
     const int g = lane >> 2, t4 = lane & 3;
     const int r0 = row0 + warp * 16 + g, r1 = r0 + 8;
 #pragma unroll
     for (int n = 0; n < D / 8; ++n) {
         const int col = 8 * n + 2 * t4;
-        if (r0 < T)
-            *reinterpret_cast<float2*>(dst + static_cast<size_t>(r0) * ld + col) =
-                make_float2(acc[n][0] * scale, acc[n][1] * scale);
-        if (r1 < T)
-            *reinterpret_cast<float2*>(dst + static_cast<size_t>(r1) * ld + col) =
-                make_float2(acc[n][2] * scale, acc[n][3] * scale);
+        if (r0 < T) storeAs2(dst + static_cast<size_t>(r0) * ld + col, acc[n][0] * scale, acc[n][1] * scale);
+        if (r1 < T) storeAs2(dst + static_cast<size_t>(r1) * ld + col, acc[n][2] * scale, acc[n][3] * scale);
     }
 }
 
-// dK, dV for one key tile (grid: ceil(T/64), B·H). Transposed formulation:
+// dK, dV for one key tile (grid: ceil(T/64), B·H); Q: fp32 or bf16 tensors. Transposed formulation:
 // the warp's rows are keys, columns are queries.
 //   Sᵀ = K Qᵀ, Pᵀ = exp2(Sᵀ·scaleLog2 − lse[q]), dV += Pᵀ dO,
 //   dPᵀ = V dOᵀ, dSᵀ = Pᵀ ⊙ (dPᵀ − delta[q]), dK += dSᵀ Q (· scale at the end).
 template <int D, typename Q>
 __global__ void __launch_bounds__(kThreadsFA) flash_backward_dkdv_kernel(
-    float* __restrict__ dqkv, const float* __restrict__ dout, const Q* __restrict__ qkv,
+    Q* __restrict__ dqkv, const Q* __restrict__ dout, const Q* __restrict__ qkv,
     const float* __restrict__ lse, const float* __restrict__ delta, int T, int H, float scale, float scaleLog2) {
     __shared__ Tile<D> sQ, sdO;
     __shared__ TileT<D> sQt, sdOt;
@@ -292,7 +289,7 @@ __global__ void __launch_bounds__(kThreadsFA) flash_backward_dkdv_kernel(
     const int C = H * D;
     const size_t ld = 3 * static_cast<size_t>(C);
     const Q* base = qkv + static_cast<size_t>(b) * T * ld + static_cast<size_t>(h) * D;
-    const float* dob = dout + static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * D;
+    const Q* dob = dout + static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * D;
     const float* lb = lse + static_cast<size_t>(bh) * T;
     const float* db = delta + static_cast<size_t>(bh) * T;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
@@ -346,7 +343,7 @@ __global__ void __launch_bounds__(kThreadsFA) flash_backward_dkdv_kernel(
             }
         mma_p_y<D>(dk, dp, sQt, lane);  // dK += dSᵀ Q
     }
-    float* dkb = dqkv + static_cast<size_t>(b) * T * ld + static_cast<size_t>(h) * D + C;
+    Q* dkb = dqkv + static_cast<size_t>(b) * T * ld + static_cast<size_t>(h) * D + C;
     store_rows<D>(dkb, ld, dk, scale, k0, T, warp, lane);
     store_rows<D>(dkb + C, ld, dv, 1.0f, k0, T, warp, lane);
 }
@@ -356,7 +353,7 @@ __global__ void __launch_bounds__(kThreadsFA) flash_backward_dkdv_kernel(
 //   dQ += dS K (· scale at the end).
 template <int D, typename Q>
 __global__ void __launch_bounds__(kThreadsFA) flash_backward_dq_kernel(
-    float* __restrict__ dqkv, const float* __restrict__ dout, const Q* __restrict__ qkv,
+    Q* __restrict__ dqkv, const Q* __restrict__ dout, const Q* __restrict__ qkv,
     const float* __restrict__ lse, const float* __restrict__ delta, int T, int H, float scale, float scaleLog2) {
     __shared__ Tile<D> sK, sV;
     __shared__ TileT<D> sKt;
@@ -366,7 +363,7 @@ __global__ void __launch_bounds__(kThreadsFA) flash_backward_dq_kernel(
     const int C = H * D;
     const size_t ld = 3 * static_cast<size_t>(C);
     const Q* base = qkv + static_cast<size_t>(b) * T * ld + static_cast<size_t>(h) * D;
-    const float* dob = dout + static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * D;
+    const Q* dob = dout + static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * D;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
     const int q0 = qt * kTile;
 
@@ -411,7 +408,7 @@ __global__ void __launch_bounds__(kThreadsFA) flash_backward_dq_kernel(
             for (int e = 0; e < 4; ++e) dp[n][e] = p[n][e] * (dp[n][e] - (e < 2 ? dl0 : dl1));
         mma_p_y<D>(dq, dp, sKt, lane);  // dQ += dS K
     }
-    float* dqb = dqkv + static_cast<size_t>(b) * T * ld + static_cast<size_t>(h) * D;
+    Q* dqb = dqkv + static_cast<size_t>(b) * T * ld + static_cast<size_t>(h) * D;
     store_rows<D>(dqb, ld, dq, scale, q0, T, warp, lane);
 }
 

@@ -24,17 +24,17 @@ __global__ void swiglu_forward_kernel(Out* __restrict__ out, const In* __restric
 }
 
 // dgu(N,2F) from dout(N,F) (overwritten): d gate = d·u·σ(g)(1 + g(1−σ(g))), d up = d·silu(g)
-template <typename Grad, typename In>
-__global__ void swiglu_backward_kernel(Grad* __restrict__ dgu, const float* __restrict__ dout,
+template <typename Grad, typename In, typename DOut>
+__global__ void swiglu_backward_kernel(Grad* __restrict__ dgu, const DOut* __restrict__ dout,
                                        const In* __restrict__ gu, size_t N, size_t F) {
     for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
         const In* gate = gu + n * 2 * F;
         const In* up = gate + F;
-        const float* d = dout + n * F;
+        const DOut* d = dout + n * F;
         Grad* dgate = dgu + n * 2 * F;
         Grad* dup = dgate + F;
         for (size_t f = threadIdx.x; f < F; f += blockDim.x) {
-            const float g = loadAsFloat(gate + f), u = loadAsFloat(up + f), df = d[f];
+            const float g = loadAsFloat(gate + f), u = loadAsFloat(up + f), df = loadAsFloat(d + f);
             const float sig = 1.0f / (1.0f + expf(-g));
             const float silu = g * sig;
             storeAs(dgate + f, df * u * sig * (1.0f + g * (1.0f - sig)));
