@@ -53,7 +53,7 @@ public:
     float* loraA = nullptr;      // (R, in) stacked A factors
     float* loraAGrad = nullptr;  // (R, in)
     float* u = nullptr;          // (N, R) dropout(x) · Aᵀ, saved for backward
-    float* du = nullptr;         // (N, R) scratch
+    float* du = nullptr;         // (N, R) scratch, shared by every group of the model
     float* effective = nullptr;  // (outTotal, in) W + s·B·A; only without dropout
 
     // y(N, outTotal) = beta·y + x·Wᵀ + every part's LoRA term. In training,

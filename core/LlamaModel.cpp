@@ -189,17 +189,26 @@ void LlamaModel::enableLoRA(const LoRAConfig& config, uint64_t seed) {
             if (t == kind) return true;
         return false;
     };
+    const auto adapterRows = [&](const FusedLinear& f) {
+        size_t rows = 0;
+        for (const auto& part : f.parts) rows += chosen(part.kind) ? r : 0;
+        return rows;
+    };
+    // du is scratch within one group's backward: one buffer serves them all.
+    size_t maxRows = 0;
+    for (const auto& ly : layers_)
+        for (const FusedLinear* f : {&ly.qkv, &ly.wo, &ly.gateUp, &ly.down}) maxRows = std::max(maxRows, adapterRows(*f));
+    float* du = maxRows ? allocOperand(N * maxRows) : nullptr;
     for (auto& ly : layers_) {
         for (FusedLinear* f : {&ly.qkv, &ly.wo, &ly.gateUp, &ly.down}) {
-            size_t rows = 0;
-            for (const auto& part : f->parts) rows += chosen(part.kind) ? r : 0;
+            const size_t rows = adapterRows(*f);
             if (rows == 0) continue;
             const size_t in = f->in;
             f->loraRows = rows;
             f->loraA = alloc(rows * in);
             f->loraAGrad = alloc(rows * in);
             f->u = allocOperand(N * rows);
-            f->du = allocOperand(N * rows);
+            f->du = du;
             if (config.dropout == 0.0f) f->effective = allocOperand(f->outTotal * in);
             size_t offset = 0;
             for (auto& part : f->parts) {

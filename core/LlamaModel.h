@@ -30,7 +30,9 @@ struct LoRAConfig {
 
 class LlamaModel {
 public:
-    static constexpr size_t kHeadChunkElements = size_t{64} << 20;
+    // 1024 rows at a 32000 vocabulary: 128 MiB of fp32 logits and 64 MiB
+    // of bf16 gradient, against 2 GiB for the whole batch of 32 × 512.
+    static constexpr size_t kHeadChunkElements = size_t{32} << 20;
 
     LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch,
                size_t headChunkElements = kHeadChunkElements);

@@ -606,20 +606,25 @@ private:
             be.attentionBackward(dqkv, dout, out, state, qkv, B, T, H, D);
             return Outputs{{"out", b.get(out, N * C)}, {"dqkv", b.get(dqkv, N * 3 * C)}};
         }, true);
-        opCheck("swiglu forward/backward", kOpTolerance, [](Backend& be) {
-            Buffers b(be);
-            const size_t N = 50, F = 77;
-            const float* gu = b.put(normalHost(N * 2 * F, 90, 2.0f));
-            float* out = b.zeros(N * F);
-            be.swigluForward(out, gu, N, F);
-            float* dgu = b.put(normalHost(N * 2 * F, 91));
-            const float* dout = b.put(normalHost(N * F, 92));
-            be.swigluBackward(dgu, dout, gu, N, F);
-            return Outputs{{"out", b.get(out, N * F)}, {"dgu", b.get(dgu, N * 2 * F)}};
-        });
+        for (const size_t F : {size_t{80}, size_t{77}}) {  // float4 rows and the scalar fallback
+            opCheck("swiglu forward/backward, F=" + std::to_string(F), kOpTolerance, [F](Backend& be) {
+                Buffers b(be);
+                const size_t N = 50;
+                const float* gu = b.put(normalHost(N * 2 * F, 90, 2.0f));
+                float* out = b.zeros(N * F);
+                be.swigluForward(out, gu, N, F);
+                float* dgu = b.put(normalHost(N * 2 * F, 91));
+                const float* dout = b.put(normalHost(N * F, 92));
+                be.swigluBackward(dgu, dout, gu, N, F);
+                return Outputs{{"out", b.get(out, N * F)}, {"dgu", b.get(dgu, N * 2 * F)}};
+            });
+        }
         // Rows held in registers, float4 rows too long for that, the scalar fallback.
+        // A 40000-term sum of exponentials in fp32 is good to about
+        // sqrt(40000)·6e-8 ≈ 1e-5 relative, in either summation order: 1e-4 there.
         for (const size_t V : {size_t{300}, size_t{40000}, size_t{301}}) {
-            opCheck("cross entropy (separate and in-place gradient), V=" + std::to_string(V), kOpTolerance,
+            opCheck("cross entropy (separate and in-place gradient), V=" + std::to_string(V),
+                    V > 1000 ? 1e-4 : kOpTolerance,
                     [V](Backend& be) {
                 Buffers b(be);
                 const size_t N = 64;

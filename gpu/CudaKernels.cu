@@ -186,8 +186,12 @@ void CudaBackend::swigluForward(float* out, const float* gu, size_t N, size_t F)
     RELORA_OP("swigluForward");
     if (N * F == 0) return;
     const unsigned blocks = static_cast<unsigned>(std::min<size_t>(N, 65535));
+    const bool vec4 = F % 4 == 0 && aligned16(out) && aligned16(gu);
     withStorage(out, [&](auto* o) {
-        withStorage(gu, [&](const auto* g) { swiglu_forward_kernel<<<blocks, kThreads, 0, stream_>>>(o, g, N, F); });
+        withStorage(gu, [&](const auto* g) {
+            if (vec4) swiglu_forward_kernel<true><<<blocks, kThreads, 0, stream_>>>(o, g, N, F);
+            else swiglu_forward_kernel<false><<<blocks, kThreads, 0, stream_>>>(o, g, N, F);
+        });
     });
     CUDA_CHECK_LAUNCH("swiglu_forward_kernel");
 }
@@ -196,10 +200,12 @@ void CudaBackend::swigluBackward(float* dgu, const float* dout, const float* gu,
     RELORA_OP("swigluBackward");
     if (N * F == 0) return;
     const unsigned blocks = static_cast<unsigned>(std::min<size_t>(N, 65535));
+    const bool vec4 = F % 4 == 0 && aligned16(dgu) && aligned16(dout) && aligned16(gu);
     withStorage(dgu, [&](auto* d) {
         withStorage(gu, [&](const auto* g) {
             withStorage(dout, [&](const auto* dy) {
-                swiglu_backward_kernel<<<blocks, kThreads, 0, stream_>>>(d, dy, g, N, F);
+                if (vec4) swiglu_backward_kernel<true><<<blocks, kThreads, 0, stream_>>>(d, dy, g, N, F);
+                else swiglu_backward_kernel<false><<<blocks, kThreads, 0, stream_>>>(d, dy, g, N, F);
             });
         });
     });
