@@ -75,7 +75,6 @@ LlamaModel::LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch,
         ly.h2 = allocOperand(N * C);
         ly.rstd2 = alloc(N);
         ly.gu = allocOperand(N * 2 * F);
-        ly.act = allocOperand(N * F);
     }
     finalNorm_ = &addParameter("model.norm.weight", C, 1, alloc(C), alloc(C));
     head_ = &addParameter("lm_head.weight", V, C, alloc(V * C), alloc(V * C));
@@ -93,6 +92,7 @@ LlamaModel::LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch,
     dAtt_ = allocOperand(N * C);
     dGu_ = allocOperand(N * 2 * F);
     dAct_ = allocOperand(N * F);
+    act_ = allocOperand(N * F);
 
     for (auto& p : params_) {
         p.m = alloc(p.count());
@@ -278,9 +278,9 @@ void LlamaModel::forward(const int32_t* tokens, const int32_t* targets, size_t b
         ly.wo.forward(be, ly.att, ly.xMid, N, 1.0f, training, dropoutSeed);
         be.rmsnormForward(ly.h2, ly.rstd2, ly.xMid, ly.mlpNorm->value, N, C, spec_.normEps);
         ly.gateUp.forward(be, ly.h2, ly.gu, N, 0.0f, training, dropoutSeed);
-        be.swigluForward(ly.act, ly.gu, N, F);
+        be.swigluForward(act_, ly.gu, N, F);
         be.copy(resid_[l + 1], ly.xMid, N * C);
-        ly.down.forward(be, ly.act, resid_[l + 1], N, 1.0f, training, dropoutSeed);
+        ly.down.forward(be, act_, resid_[l + 1], N, 1.0f, training, dropoutSeed);
     }
     be.rmsnormForward(hf_, rstdf_, resid_.back(), finalNorm_->value, N, C, spec_.normEps);
     headChunks_ = 0;
@@ -316,7 +316,10 @@ void LlamaModel::backward() {
     for (size_t l = layers_.size(); l-- > 0;) {
         Layer& ly = layers_[l];
         // x_out = x_mid + down(swiglu(gate_up(norm(x_mid))))
-        ly.down.backward(be, dResid_, ly.act, dAct_, N, 0.0f);
+        // SwiGLU's output again rather than kept per layer: one cheap
+        // element-wise pass instead of (N, F) saved values in every layer.
+        be.swigluForward(act_, ly.gu, N, F);
+        ly.down.backward(be, dResid_, act_, dAct_, N, 0.0f);
         be.swigluBackward(dGu_, dAct_, ly.gu, N, F);
         ly.gateUp.backward(be, dGu_, ly.h2, dH_, N, 0.0f);
         be.rmsnormBackward(dResid_, ly.mlpNorm->grad, dH_, ly.xMid, ly.mlpNorm->value, ly.rstd2, N, C);

@@ -1,7 +1,9 @@
 // LlamaModel: the LLaMA-style decoder of DESIGN §4 on a Backend, with its
 // forward and hand-written backward pass. Pre-norm RMSNorm, rotary q/k
 // ("rotate half"), causal attention, SwiGLU MLP, final RMSNorm, untied head.
-// Activations are allocated once for `maxBatch` sequences of `context` tokens.
+// Activations are allocated once for `maxBatch` sequences of `context` tokens;
+// the SwiGLU output is recomputed in the backward pass instead of kept per
+// layer (the largest saved activation after gate|up, for one cheap pass).
 //
 // The output head and the cross entropy run over row chunks of at most
 // headChunkElements logits: in a training forward each chunk's gradient goes
@@ -86,7 +88,7 @@ private:
         // saved activations (probs: the attention state, Backend::attentionStateSize floats)
         float *h1 = nullptr, *rstd1 = nullptr, *qkvOut = nullptr, *probs = nullptr,
               *att = nullptr, *xMid = nullptr, *h2 = nullptr, *rstd2 = nullptr,
-              *gu = nullptr, *act = nullptr;
+              *gu = nullptr;
     };
 
     float* allocOperand(size_t count);
@@ -118,6 +120,7 @@ private:
           *losses_ = nullptr, *lossSum_ = nullptr;
     float *dResid_ = nullptr, *dH_ = nullptr, *dQkv_ = nullptr, *dAtt_ = nullptr,
           *dGu_ = nullptr, *dAct_ = nullptr;
+    float* act_ = nullptr;             // (N, F) SwiGLU output of the layer at hand
 };
 
 // Closed-form parameter count of the base model (no adapters).
