@@ -3,12 +3,13 @@
 #include "core/LlamaModel.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 namespace relora::ui {
 namespace {
 
-constexpr double kFloat = 4;   // bytes: the engine keeps float32 everywhere
+constexpr double kFloat = 4;   // bytes: weights, moments and the residual stream are float32
 
 // Matrix parameters a token passes through (the embedding is a lookup).
 double matrixParameters(const ModelSpec& m) {
@@ -35,14 +36,25 @@ double flopsPerToken(const RunSpec& spec, bool lowRank) {
     return 6 * trained + 4 * frozen + 3 * attention;
 }
 
-// The buffers LlamaModel keeps for a batch: per layer its saved activations
-// (N·(7C + 3F) and the B·H·T² attention probabilities), the residual
-// streams, the logits and the backward pass's work buffers.
-double activationFloats(const RunSpec& spec) {
+// The buffers LlamaModel keeps for a batch: in float32 the residual streams,
+// the norms' 1/rms, the attention state (B·H·T² probabilities, or B·H·T
+// with the flash kernels of the bf16 mode), one chunk of logits and the
+// backward pass's residual gradients; as operand buffers
+// (Backend::allocateOperand) the other saved activations, N·(6C + 2F) per
+// layer, and the other work buffers.
+struct ActivationFloats {
+    double fp32 = 0, operand = 0;
+};
+
+ActivationFloats activationFloats(const RunSpec& spec, bool bf16Activations) {
     const ModelSpec& m = spec.model;
-    const double B = spec.train.batch, T = m.context, C = m.dModel, F = m.dFF, N = B * T;
-    const double perLayer = N * (7 * C + 3 * F) + B * m.heads * T * T;
-    return m.layers * perLayer + (m.layers + 1) * N * C + N * m.vocab + N * (6 * C + 3 * F);
+    const double B = spec.train.batch, T = m.context, C = m.dModel, F = m.dFF, N = B * T, V = m.vocab;
+    const double headRows = std::clamp(std::floor(LlamaModel::kHeadChunkElements / V), 1.0, N);
+    const double state = bf16Activations ? B * m.heads * T : B * m.heads * T * T;
+    ActivationFloats a;
+    a.fp32 = m.layers * (N * C + 2 * N + state) + (m.layers + 1) * N * C + headRows * V + N * (3 * C + 2);
+    a.operand = m.layers * N * (6 * C + 2 * F) + N * (4 * C + 4 * F) + headRows * V;
+    return a;
 }
 
 double targetFloats(const RunSpec& spec) {
@@ -62,7 +74,7 @@ double assumedFlopsPerSecond(const char* device) {
     return std::strcmp(device, "cuda") == 0 ? 5e13 : 2e10;
 }
 
-DerivedFigures deriveFigures(const RunSpec& spec, double flopsPerSecond) {
+DerivedFigures deriveFigures(const RunSpec& spec, double flopsPerSecond, bool bf16Activations) {
     DerivedFigures f;
     const bool relora = spec.method.kind == Method::ReLoRA;
     const bool warmStart = relora && spec.relora.warmStartSteps > 0;
@@ -72,7 +84,9 @@ DerivedFigures deriveFigures(const RunSpec& spec, double flopsPerSecond) {
     f.optimizerBytes = 2 * trainable * kFloat;
     const double total = static_cast<double>(f.counts.total);
     // ΔW is measured against a copy of every target matrix (UpdateTracker).
-    f.memoryBytes = kFloat * (total + trainable + 2 * trainable + targetFloats(spec) + activationFloats(spec));
+    const ActivationFloats activations = activationFloats(spec, bf16Activations);
+    f.memoryBytes = kFloat * (total + trainable + 2 * trainable + targetFloats(spec) + activations.fp32) +
+                    (bf16Activations ? 2 : kFloat) * activations.operand;
 
     const double tokens = static_cast<double>(spec.train.batch) * spec.model.context;
     const double steps = spec.train.steps;

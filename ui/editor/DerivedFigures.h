@@ -20,7 +20,9 @@ struct DerivedFigures {
     double seconds = 0;                        // training steps and evaluations at the given speed
 };
 
-DerivedFigures deriveFigures(const RunSpec& spec, double flopsPerSecond);
+// bf16Activations: the run's operand buffers take 2 bytes a value (the CUDA
+// backend in bf16 precision), else 4.
+DerivedFigures deriveFigures(const RunSpec& spec, double flopsPerSecond, bool bf16Activations = false);
 
 // A floating-point rate to estimate with before any run was measured on the
 // device ("cpu" or "cuda"); the workbench replaces it with measured speed.

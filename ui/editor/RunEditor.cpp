@@ -447,7 +447,7 @@ void RunEditor::showDerived(const RunSpec& spec) {
                                                   : QString::fromStdString(spec.backend);
     const bool measured = measuredSpeed_.contains(device);
     const double speed = measured ? measuredSpeed_[device] : assumedFlopsPerSecond(device.toLatin1().constData());
-    const DerivedFigures f = deriveFigures(spec, speed);
+    const DerivedFigures f = deriveFigures(spec, speed, device == "cuda" && spec.precision == "bf16");
     const double share = f.counts.total ? 100.0 * f.counts.trainable / f.counts.total : 0;
     QString text = tr("<b>%1</b> parameters, <b>%2</b> trainable (%3 %)")
                        .arg(formatCount(f.counts.total), formatCount(f.counts.trainable))
