@@ -509,12 +509,7 @@ private:
                 const auto qkvHost = normalHost(N * 3 * C, 86);
                 float* qkv = b.operand(N * 3 * C);
                 float* src = b.put(qkvHost);
-                const float* eye = b.put([&] {
-                    std::vector<float> e(3 * C * 3 * C, 0.0f);
-                    for (size_t i = 0; i < 3 * C; ++i) e[i * 3 * C + i] = 1.0f;
-                    return e;
-                }());
-                be.gemm(false, false, N, 3 * C, 3 * C, 1.0f, src, 3 * C, eye, 3 * C, 0.0f, qkv, 3 * C);
+                be.copy(qkv, src, N * 3 * C);
                 be.rope(qkv, B, T, H, D, 3 * C, 10000.0f, false);
                 be.rope(qkv + C, B, T, H, D, 3 * C, 10000.0f, false);
                 float* out = b.operand(N * C);

@@ -23,6 +23,12 @@ __device__ inline void mergeMaxSum(float& m, float& s, float m2, float s2) {
     m = M;
 }
 
+// gradScale · (softmax − onehot) of one logit z, given the row's log-sum-exp.
+__device__ inline float logitGrad(float z, float lse, bool target, float gradScale) {
+    const float g = expf(z - lse) * gradScale;
+    return target ? g - gradScale : g;
+}
+
 // One logit into the running (max, sum of exp) of a thread.
 __device__ inline void addLogit(float& m, float& s, float z) {
     if (z > m) { s = s * expf(m - z) + 1.0f; m = z; }
@@ -71,10 +77,7 @@ __global__ void cross_entropy_kernel(Grad* dlogits, float* __restrict__ losses, 
         if (dlogits) {
             Grad* d = dlogits + n * V;
             const size_t t = static_cast<size_t>(targets[n]);
-            const auto grad = [&](float zv, size_t v) {
-                const float g = expf(zv - lse) * gradScale;
-                return v == t ? g - gradScale : g;
-            };
+            const auto grad = [&](float zv, size_t v) { return logitGrad(zv, lse, v == t, gradScale); };
             if (Vec4) {
                 for (size_t v = threadIdx.x; v < V / 4; v += blockDim.x) {
                     const float4 z4 = reinterpret_cast<const float4*>(z)[v];
@@ -123,10 +126,7 @@ __global__ void __launch_bounds__(512) cross_entropy_row_kernel(Grad* dlogits, f
         if (!dlogits) continue;
         __syncthreads();  // the target logit is read before any thread overwrites the row
         Grad* d = dlogits + n * V;
-        const auto grad = [&](float zv, size_t v) {
-            const float g = expf(zv - lse) * gradScale;
-            return v == t ? g - gradScale : g;
-        };
+        const auto grad = [&](float zv, size_t v) { return logitGrad(zv, lse, v == t, gradScale); };
 #pragma unroll
         for (int k = 0; k < kRowInRegisters; ++k) {
             const size_t v = threadIdx.x + static_cast<size_t>(k) * blockDim.x;
