@@ -21,6 +21,7 @@
 #include "gpu/kernels/softmax.cuh"
 
 #include <cmath>
+#include <stdexcept>
 
 namespace relora::gpu {
 namespace {
@@ -40,6 +41,14 @@ HeadBatching headBatching(size_t B, size_t T, size_t H, size_t D) {
     return {B, H, T * 3 * C, T * C, H * T * T, D, D, T * T};  // loop over sequences, batch over heads
 }
 
+// The flash kernels copy 16-byte chunks of bf16 rows (8-byte float4 reads
+// of fp32 ones); with C a multiple of 32 every row is aligned when the base is.
+template <typename T>
+void requireFlashAligned(const T* p) {
+    if (!aligned16(p))
+        throw std::logic_error("flash attention: a q|k|v or attention-output buffer is not 16-byte aligned");
+}
+
 }  // namespace
 
 void CudaBackend::attentionForward(float* out, float* probs, const float* qkv, size_t B, size_t T, size_t H,
@@ -53,6 +62,7 @@ void CudaBackend::attentionForward(float* out, float* probs, const float* qkv, s
         const int t = static_cast<int>(T), h = static_cast<int>(H);
         withStorage(out, [&](auto* o) {
             withStorage(qkv, [&](const auto* q) {
+                requireFlashAligned(q);
                 if (D == 64) flash::flash_forward_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(o, probs, q, t, h, scaleLog2);
                 else flash::flash_forward_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(o, probs, q, t, h, scaleLog2);
             });
@@ -90,10 +100,14 @@ void CudaBackend::attentionBackward(float* dqkv, const float* dout, const float*
     if (B * T * H * D == 0) return;
     if (flashAttention(D)) {
         auto* delta = static_cast<float*>(ensure(attentionDelta_, B * H * T * sizeof(float)));
-        const int b = static_cast<int>(B), t = static_cast<int>(T), h = static_cast<int>(H), d = static_cast<int>(D);
+        const int b = static_cast<int>(B), t = static_cast<int>(T), h = static_cast<int>(H);
         withStorage(out, [&](const auto* o) {
             withStorage(dout, [&](const auto* dO) {
-                flash::flash_delta_kernel<<<gridFor(B * H * T * 32), kThreads, 0, stream_>>>(delta, dO, o, b, t, h, d);
+                requireFlashAligned(o);
+                requireFlashAligned(dO);
+                const unsigned blocks = gridFor(B * T * H * D / 4);
+                if (D == 64) flash::flash_delta_kernel<64><<<blocks, kThreads, 0, stream_>>>(delta, dO, o, b, t, h);
+                else flash::flash_delta_kernel<32><<<blocks, kThreads, 0, stream_>>>(delta, dO, o, b, t, h);
             });
         });
         CUDA_CHECK_LAUNCH("flash_delta_kernel");
@@ -102,6 +116,8 @@ void CudaBackend::attentionBackward(float* dqkv, const float* dout, const float*
         // The kernels take qkv, dout and dqkv all bf16 (the model's operand
         // buffers) or all fp32; a mix goes through fp32 copies.
         auto run = [&](auto* dq, const auto* dO, const auto* q) {
+            requireFlashAligned(q);
+            requireFlashAligned(dO);
             if (D == 64) {
                 flash::flash_backward_dkdv_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(
                     dq, dO, q, probs, delta, t, h, scale, scaleLog2);

@@ -3,145 +3,33 @@
 // no (B,H,T,T) probabilities are stored, only the log-sum-exp of every
 // score row (B,H,T), in the base-2 domain. q, k, v are read from the
 // qkv(N, 3C) rows, fp32 (rounded to bf16 once per tile) or bf16 (an operand
-// buffer); P, dO and dS are rounded to bf16 before their products. out is
-// fp32 or bf16; the backward kernels read qkv and dO and write dq, dk, dv
-// all in fp32 or all in bf16.
+// buffer, copied by cp.async); P, dO and dS are rounded to bf16 before their
+// products. out is fp32 or bf16; the backward kernels read qkv and dO and
+// write dq, dk, dv all in fp32 or all in bf16.
 //
 // Tiles: 64 queries x 64 keys per block, 4 warps, each warp owning 16 rows
 // of the block's own tile. Head width D is a template parameter (32 or 64).
-// The backward pass is two kernels without atomics (dK/dV per key tile, dQ
-// per query tile), so results are bit-reproducible.
+// The tiles streamed along the loop are double-buffered: the next pair is in
+// flight while the current one is multiplied. The backward pass is two
+// kernels without atomics (dK/dV per key tile, dQ per query tile), so results
+// are bit-reproducible.
 #pragma once
 
 #include "gpu/kernels/common.cuh"
+#include "gpu/kernels/flash_tiles.cuh"
 #include "gpu/kernels/storage.cuh"
-
-#include <cuda_bf16.h>
-#include <cstdint>
 
 namespace relora::gpu::flash {
 
-constexpr int kTile = 64;
-constexpr int kWarps = 4;
-constexpr int kThreadsFA = kWarps * 32;
 constexpr float kLog2e = 1.4426950408889634f;
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-}
-
-// D(16x8) += A(16x16) B(16x8); a: 4 regs, b: 2 regs, d: 4 floats.
-__device__ __forceinline__ void mma16816(float* d, const uint32_t* a, uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Shared tile of 64 rows x D bf16, padded by 8 elements (16 bytes) per row.
-template <int D>
-struct Tile {
-    static constexpr int kLd = D + 8;
-    __nv_bfloat16 v[kTile * kLd];
-};
-// Transposed shared tile: D rows x 64 columns, padded.
-template <int D>
-struct TileT {
-    static constexpr int kLd = kTile + 8;
-    __nv_bfloat16 v[D * kLd];
-};
-
-// Load rows [row0, row0+64) (row stride `ld` values, clipped at T: zeros
-// beyond) of a (T, D) fp32 or bf16 slice into a bf16 tile, and/or its transpose.
-template <int D, bool kNormal, bool kTransposed, typename Src>
-__device__ __forceinline__ void load_tile(Tile<D>* tile, TileT<D>* tileT, const Src* __restrict__ src,
-                                          size_t ld, int row0, int T) {
-    constexpr int kVec = D / 4;  // 4 values per load
-    for (int i = threadIdx.x; i < kTile * kVec; i += kThreadsFA) {
-        const int r = i / kVec, c = (i % kVec) * 4;
-        float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (row0 + r < T) x = loadAs4(src + static_cast<size_t>(row0 + r) * ld + c);
-        if (kNormal) {
-            uint2 packed = make_uint2(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w));
-            *reinterpret_cast<uint2*>(&tile->v[r * Tile<D>::kLd + c]) = packed;
-        }
-        if (kTransposed) {
-            constexpr int L = TileT<D>::kLd;
-            tileT->v[(c + 0) * L + r] = __float2bfloat16_rn(x.x);
-            tileT->v[(c + 1) * L + r] = __float2bfloat16_rn(x.y);
-            tileT->v[(c + 2) * L + r] = __float2bfloat16_rn(x.z);
-            tileT->v[(c + 3) * L + r] = __float2bfloat16_rn(x.w);
-        }
-    }
-}
-
-// A fragments (16 rows x D) of rows [16·warp, +16) of a shared tile.
-template <int D>
-__device__ __forceinline__ void load_a_frags(uint32_t (*a)[4], const Tile<D>& t, int warp, int lane) {
-    const int g = lane >> 2, t4 = lane & 3;
-    constexpr int L = Tile<D>::kLd;
-    const __nv_bfloat16* base = t.v + (warp * 16 + g) * L + 2 * t4;
-#pragma unroll
-    for (int kc = 0; kc < D / 16; ++kc) {
-        a[kc][0] = *reinterpret_cast<const uint32_t*>(base + kc * 16);
-        a[kc][1] = *reinterpret_cast<const uint32_t*>(base + 8 * L + kc * 16);
-        a[kc][2] = *reinterpret_cast<const uint32_t*>(base + kc * 16 + 8);
-        a[kc][3] = *reinterpret_cast<const uint32_t*>(base + 8 * L + kc * 16 + 8);
-    }
-}
-
-// acc(16 x 64) = A(16 x D, fragments) · Xᵀ where X is a (64 x D) shared tile:
-// acc[n] covers columns 8n..8n+7 (rows of X).
-template <int D>
-__device__ __forceinline__ void mma_a_xt(float (*acc)[4], const uint32_t (*a)[4], const Tile<D>& x, int lane) {
-    const int g = lane >> 2, t4 = lane & 3;
-    constexpr int L = Tile<D>::kLd;
-#pragma unroll
-    for (int n = 0; n < 8; ++n) {
-        acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
-        const __nv_bfloat16* row = x.v + (8 * n + g) * L + 2 * t4;
-#pragma unroll
-        for (int kc = 0; kc < D / 16; ++kc) {
-            const uint32_t b0 = *reinterpret_cast<const uint32_t*>(row + kc * 16);
-            const uint32_t b1 = *reinterpret_cast<const uint32_t*>(row + kc * 16 + 8);
-            mma16816(acc[n], a[kc], b0, b1);
-        }
-    }
-}
-
-// out(16 x D) += P(16 x 64, accumulator layout, rounded to bf16) · Y where
-// Y (64 x D) is given transposed: yT (D x 64) shared.
-template <int D>
-__device__ __forceinline__ void mma_p_y(float (*out)[4], const float (*p)[4], const TileT<D>& yT, int lane) {
-    const int g = lane >> 2, t4 = lane & 3;
-    constexpr int L = TileT<D>::kLd;
-#pragma unroll
-    for (int kc = 0; kc < 4; ++kc) {
-        uint32_t a[4];
-        a[0] = pack_bf16(p[2 * kc][0], p[2 * kc][1]);
-        a[1] = pack_bf16(p[2 * kc][2], p[2 * kc][3]);
-        a[2] = pack_bf16(p[2 * kc + 1][0], p[2 * kc + 1][1]);
-        a[3] = pack_bf16(p[2 * kc + 1][2], p[2 * kc + 1][3]);
-#pragma unroll
-        for (int n = 0; n < D / 8; ++n) {
-            const __nv_bfloat16* row = yT.v + (8 * n + g) * L + kc * 16 + 2 * t4;
-            const uint32_t b0 = *reinterpret_cast<const uint32_t*>(row);
-            const uint32_t b1 = *reinterpret_cast<const uint32_t*>(row + 8);
-            mma16816(out[n], a, b0, b1);
-        }
-    }
-}
 
 // ---- forward ---------------------------------------------------------------------
 // grid (ceil(T/64), B·H); out(N, C); lse(B·H, T) base-2 log-sum-exp of the scaled scores.
 template <int D, typename Q, typename O>
-__global__ void __launch_bounds__(kThreadsFA) flash_forward_kernel(O* __restrict__ out, float* __restrict__ lse,
+__global__ void __launch_bounds__(kThreadsFA, 4) flash_forward_kernel(O* __restrict__ out, float* __restrict__ lse,
                                                                    const Q* __restrict__ qkv, int T, int H,
                                                                    float scaleLog2) {
-    __shared__ Tile<D> sQ, sK;
-    __shared__ TileT<D> sVt;
+    __shared__ Tile<D> sQ, sK[2], sV[2];
     const int qt = gridDim.x - 1 - blockIdx.x;  // longest tiles first
     const int bh = blockIdx.y, b = bh / H, h = bh % H;
     const int C = H * D;
@@ -150,11 +38,11 @@ __global__ void __launch_bounds__(kThreadsFA) flash_forward_kernel(O* __restrict
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
     const int q0 = qt * kTile;
 
-    load_tile<D, true, false>(&sQ, nullptr, base, ld, q0, T);
-    __syncthreads();
+    load_tile<D>(sQ, base, ld, q0, T);
+    load_tile<D>(sK[0], base + C, ld, 0, T);
+    load_tile<D>(sV[0], base + 2 * C, ld, 0, T);
+    cp_async_commit();
     uint32_t qa[D / 16][4];
-    load_a_frags<D>(qa, sQ, warp, lane);
-
     float o[D / 8][4];
 #pragma unroll
     for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
@@ -162,12 +50,17 @@ __global__ void __launch_bounds__(kThreadsFA) flash_forward_kernel(O* __restrict
     const int row0 = q0 + warp * 16 + g, row1 = row0 + 8;
 
     for (int kt = 0; kt <= qt; ++kt) {
-        __syncthreads();  // previous tiles fully read
-        load_tile<D, true, false>(&sK, nullptr, base + C, ld, kt * kTile, T);
-        load_tile<D, false, true>(nullptr, &sVt, base + 2 * C, ld, kt * kTile, T);
+        const int stage = kt & 1;
+        if (kt < qt) {
+            load_tile<D>(sK[stage ^ 1], base + C, ld, (kt + 1) * kTile, T);
+            load_tile<D>(sV[stage ^ 1], base + 2 * C, ld, (kt + 1) * kTile, T);
+        }
+        cp_async_commit();
+        cp_async_wait<1>();  // everything but the pair just started
         __syncthreads();
+        if (kt == 0) load_a_frags<D>(qa, sQ, warp, lane);
         float s[8][4];
-        mma_a_xt<D>(s, qa, sK, lane);
+        mma_a_xt<D>(s, qa, sK[stage], lane);
         const bool diag = kt == qt;
         float mx0 = m0, mx1 = m1;
 #pragma unroll
@@ -209,7 +102,8 @@ __global__ void __launch_bounds__(kThreadsFA) flash_forward_kernel(O* __restrict
             o[n][2] *= alpha1;
             o[n][3] *= alpha1;
         }
-        mma_p_y<D>(o, s, sVt, lane);
+        mma_p_y<D>(o, s, sV[stage], lane);
+        __syncthreads();  // the next iteration loads into this stage
     }
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
@@ -231,31 +125,31 @@ __global__ void __launch_bounds__(kThreadsFA) flash_forward_kernel(O* __restrict
 }
 
 // ---- backward ----------------------------------------------------------------------
-// delta(B·H, T) = Σ_d dO·O per row (one warp per row).
-template <typename O, typename DO>
+// delta(B·H, T) = Σ_d dO·O per row: D/4 consecutive threads share a row,
+// four values each. dout and out are (N, C) with C = H·D, read as (N·H, D).
+template <int D, typename O, typename DO>
 __global__ void flash_delta_kernel(float* __restrict__ delta, const DO* __restrict__ dout,
-                                   const O* __restrict__ out, int B, int T, int H, int D) {
-    const int warpsPerBlock = blockDim.x / 32, lane = threadIdx.x & 31;
-    const size_t rows = static_cast<size_t>(B) * H * T;
-    const int C = H * D;
-    for (size_t r = static_cast<size_t>(blockIdx.x) * warpsPerBlock + threadIdx.x / 32; r < rows;
-         r += static_cast<size_t>(gridDim.x) * warpsPerBlock) {
-        const size_t bh = r / T, t = r % T, b = bh / H, h = bh % H;
-        const size_t off = (b * T + t) * C + h * D;
+                                   const O* __restrict__ out, int B, int T, int H) {
+    constexpr int kLanes = D / 4;
+    const size_t groups = static_cast<size_t>(B) * T * H * kLanes;
+    // Every thread of a warp runs the same number of iterations (the bound is
+    // rounded up to whole warps) so that the shuffles see all lanes.
+    const size_t bound = (groups + 31) / 32 * 32;
+    for (size_t i = globalThread(); i < bound; i += gridThreads()) {
+        const bool ok = i < groups;
+        const size_t row = i / kLanes, c = (i % kLanes) * 4;  // row of (N·H, D)
         float s = 0.f;
-        for (int d = lane; d < D; d += 32) s += loadAsFloat(dout + off + d) * loadAsFloat(out + off + d);
-        s = warpSum(s);
-        if (lane == 0) delta[r] = s;
-    }
-}
-
-// Rows of lse/delta for a 64-row tile into shared arrays (+inf / 0 past T).
-__device__ __forceinline__ void load_row_stats(float* sL, float* sD, const float* lse, const float* delta, int row0,
-                                               int T) {
-    for (int i = threadIdx.x; i < kTile; i += kThreadsFA) {
-        const bool ok = row0 + i < T;
-        sL[i] = ok ? lse[row0 + i] : INFINITY;
-        sD[i] = ok ? delta[row0 + i] : 0.f;
+        if (ok) {
+            const size_t off = row * D + c;  // = n·C + h·D + c
+            const float4 x = loadAs4(dout + off), y = loadAs4(out + off);
+            s = x.x * y.x + x.y * y.y + x.z * y.z + x.w * y.w;
+        }
+#pragma unroll
+        for (int o = kLanes / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (ok && i % kLanes == 0) {
+            const size_t n = row / H, hh = row % H, b = n / T, t = n % T;
+            delta[(b * H + hh) * T + t] = s;
+        }
     }
 }
 
@@ -278,13 +172,12 @@ __device__ __forceinline__ void store_rows(G* dst, size_t ld, const float (*acc)
 //   Sᵀ = K Qᵀ, Pᵀ = exp2(Sᵀ·scaleLog2 − lse[q]), dV += Pᵀ dO,
 //   dPᵀ = V dOᵀ, dSᵀ = Pᵀ ⊙ (dPᵀ − delta[q]), dK += dSᵀ Q (· scale at the end).
 template <int D, typename Q>
-__global__ void __launch_bounds__(kThreadsFA) flash_backward_dkdv_kernel(
+__global__ void __launch_bounds__(kThreadsFA, 3) flash_backward_dkdv_kernel(
     Q* __restrict__ dqkv, const Q* __restrict__ dout, const Q* __restrict__ qkv,
     const float* __restrict__ lse, const float* __restrict__ delta, int T, int H, float scale, float scaleLog2) {
-    __shared__ Tile<D> sQ, sdO;
-    __shared__ TileT<D> sQt, sdOt;
-    __shared__ float sL[kTile], sDl[kTile];
-    const int kt = blockIdx.x;
+    __shared__ Tile<D> sQ[2], sdO[2];
+    __shared__ float sL[2][kTile], sDl[2][kTile];
+    const int kt = blockIdx.x;  // longest first: the loop runs over the tiles from kt on
     const int bh = blockIdx.y, b = bh / H, h = bh % H;
     const int C = H * D;
     const size_t ld = 3 * static_cast<size_t>(C);
@@ -295,14 +188,25 @@ __global__ void __launch_bounds__(kThreadsFA) flash_backward_dkdv_kernel(
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
     const int k0 = kt * kTile;
     const int key0 = k0 + warp * 16 + g, key1 = key0 + 8;
+    const int tiles = (T + kTile - 1) / kTile;
 
+    // K and V rows of this warp as A fragments, staged through the second stage.
     uint32_t ka[D / 16][4], va[D / 16][4];
-    // K and V rows of this warp as A fragments (staged through sQ / sdO).
-    load_tile<D, true, false>(&sQ, nullptr, base + C, ld, k0, T);
-    load_tile<D, true, false>(&sdO, nullptr, base + 2 * C, ld, k0, T);
+    load_tile<D>(sQ[1], base + C, ld, k0, T);
+    load_tile<D>(sdO[1], base + 2 * C, ld, k0, T);
+    cp_async_commit();
+    auto loadQueryTile = [&](int stage, int qt) {
+        load_tile<D>(sQ[stage], base, ld, qt * kTile, T);
+        load_tile<D>(sdO[stage], dob, C, qt * kTile, T);
+        load_row_stats(sL[stage], sDl[stage], lb, db, qt * kTile, T);
+    };
+    loadQueryTile(0, kt);
+    cp_async_commit();
+    cp_async_wait<1>();
     __syncthreads();
-    load_a_frags<D>(ka, sQ, warp, lane);
-    load_a_frags<D>(va, sdO, warp, lane);
+    load_a_frags<D>(ka, sQ[1], warp, lane);
+    load_a_frags<D>(va, sdO[1], warp, lane);
+    __syncthreads();  // stage 1 is free again
 
     float dk[D / 8][4], dv[D / 8][4];
 #pragma unroll
@@ -310,16 +214,18 @@ __global__ void __launch_bounds__(kThreadsFA) flash_backward_dkdv_kernel(
 #pragma unroll
         for (int e = 0; e < 4; ++e) dk[n][e] = dv[n][e] = 0.f;
 
-    const int tiles = (T + kTile - 1) / kTile;
     for (int qt = kt; qt < tiles; ++qt) {
-        const int q0 = qt * kTile;
+        const int stage = (qt - kt) & 1, q0 = qt * kTile;
+        if (qt + 1 < tiles) loadQueryTile(stage ^ 1, qt + 1);
+        cp_async_commit();
+        cp_async_wait<1>();
         __syncthreads();
-        load_tile<D, true, true>(&sQ, &sQt, base, ld, q0, T);
-        load_tile<D, true, true>(&sdO, &sdOt, dob, C, q0, T);
-        load_row_stats(sL, sDl, lb, db, q0, T);
-        __syncthreads();
+        const Tile<D>& q = sQ[stage];
+        const Tile<D>& dO = sdO[stage];
+        const float* rowL = sL[stage];
+        const float* rowD = sDl[stage];
         float p[8][4];
-        mma_a_xt<D>(p, ka, sQ, lane);  // Sᵀ (keys x queries)
+        mma_a_xt<D>(p, ka, q, lane);  // Sᵀ (keys x queries)
         const bool diag = qt == kt;
 #pragma unroll
         for (int n = 0; n < 8; ++n)
@@ -327,21 +233,22 @@ __global__ void __launch_bounds__(kThreadsFA) flash_backward_dkdv_kernel(
             for (int e = 0; e < 4; ++e) {
                 const int qi = 8 * n + 2 * t4 + (e & 1);
                 const int key = e < 2 ? key0 : key1;
-                float v = exp2f(p[n][e] * scaleLog2 - sL[qi]);
+                float v = exp2f(p[n][e] * scaleLog2 - rowL[qi]);
                 if (diag && key > q0 + qi) v = 0.f;
                 p[n][e] = v;
             }
-        mma_p_y<D>(dv, p, sdOt, lane);  // dV += Pᵀ dO
+        mma_p_y<D>(dv, p, dO, lane);  // dV += Pᵀ dO
         float dp[8][4];
-        mma_a_xt<D>(dp, va, sdO, lane);  // dPᵀ = V dOᵀ
+        mma_a_xt<D>(dp, va, dO, lane);  // dPᵀ = V dOᵀ
 #pragma unroll
         for (int n = 0; n < 8; ++n)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const int qi = 8 * n + 2 * t4 + (e & 1);
-                dp[n][e] = p[n][e] * (dp[n][e] - sDl[qi]);
+                dp[n][e] = p[n][e] * (dp[n][e] - rowD[qi]);
             }
-        mma_p_y<D>(dk, dp, sQt, lane);  // dK += dSᵀ Q
+        mma_p_y<D>(dk, dp, q, lane);  // dK += dSᵀ Q
+        __syncthreads();  // the next iteration loads into this stage
     }
     Q* dkb = dqkv + static_cast<size_t>(b) * T * ld + static_cast<size_t>(h) * D + C;
     store_rows<D>(dkb, ld, dk, scale, k0, T, warp, lane);
@@ -355,8 +262,7 @@ template <int D, typename Q>
 __global__ void __launch_bounds__(kThreadsFA) flash_backward_dq_kernel(
     Q* __restrict__ dqkv, const Q* __restrict__ dout, const Q* __restrict__ qkv,
     const float* __restrict__ lse, const float* __restrict__ delta, int T, int H, float scale, float scaleLog2) {
-    __shared__ Tile<D> sK, sV;
-    __shared__ TileT<D> sKt;
+    __shared__ Tile<D> sK[2], sV[2];
     __shared__ float sL[kTile], sDl[kTile];
     const int qt = gridDim.x - 1 - blockIdx.x;
     const int bh = blockIdx.y, b = bh / H, h = bh % H;
@@ -364,31 +270,42 @@ __global__ void __launch_bounds__(kThreadsFA) flash_backward_dq_kernel(
     const size_t ld = 3 * static_cast<size_t>(C);
     const Q* base = qkv + static_cast<size_t>(b) * T * ld + static_cast<size_t>(h) * D;
     const Q* dob = dout + static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * D;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
+    const int t4 = lane & 3;
     const int q0 = qt * kTile;
 
+    // Q and dO rows of this warp as A fragments, staged through the second stage.
     uint32_t qa[D / 16][4], doa[D / 16][4];
-    load_tile<D, true, false>(&sK, nullptr, base, ld, q0, T);
-    load_tile<D, true, false>(&sV, nullptr, dob, C, q0, T);
+    load_tile<D>(sK[1], base, ld, q0, T);
+    load_tile<D>(sV[1], dob, C, q0, T);
     load_row_stats(sL, sDl, lse + static_cast<size_t>(bh) * T, delta + static_cast<size_t>(bh) * T, q0, T);
+    cp_async_commit();
+    auto loadKeyTile = [&](int stage, int kt) {
+        load_tile<D>(sK[stage], base + C, ld, kt * kTile, T);
+        load_tile<D>(sV[stage], base + 2 * C, ld, kt * kTile, T);
+    };
+    loadKeyTile(0, 0);
+    cp_async_commit();
+    cp_async_wait<1>();
     __syncthreads();
-    load_a_frags<D>(qa, sK, warp, lane);
-    load_a_frags<D>(doa, sV, warp, lane);
+    load_a_frags<D>(qa, sK[1], warp, lane);
+    load_a_frags<D>(doa, sV[1], warp, lane);
     const int r0 = warp * 16 + g, r1 = r0 + 8;
     const float lse0 = sL[r0], lse1 = sL[r1], dl0 = sDl[r0], dl1 = sDl[r1];
+    __syncthreads();  // stage 1 is free again
 
     float dq[D / 8][4];
 #pragma unroll
     for (int n = 0; n < D / 8; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
 
     for (int kt = 0; kt <= qt; ++kt) {
-        const int k0 = kt * kTile;
-        __syncthreads();
-        load_tile<D, true, true>(&sK, &sKt, base + C, ld, k0, T);
-        load_tile<D, true, false>(&sV, nullptr, base + 2 * C, ld, k0, T);
+        const int stage = kt & 1, k0 = kt * kTile;
+        if (kt < qt) loadKeyTile(stage ^ 1, kt + 1);
+        cp_async_commit();
+        cp_async_wait<1>();
         __syncthreads();
         float p[8][4];
-        mma_a_xt<D>(p, qa, sK, lane);
+        mma_a_xt<D>(p, qa, sK[stage], lane);
         const bool diag = kt == qt;
 #pragma unroll
         for (int n = 0; n < 8; ++n)
@@ -401,12 +318,13 @@ __global__ void __launch_bounds__(kThreadsFA) flash_backward_dq_kernel(
                 p[n][e] = v;
             }
         float dp[8][4];
-        mma_a_xt<D>(dp, doa, sV, lane);  // dP = dO Vᵀ
+        mma_a_xt<D>(dp, doa, sV[stage], lane);  // dP = dO Vᵀ
 #pragma unroll
         for (int n = 0; n < 8; ++n)
 #pragma unroll
             for (int e = 0; e < 4; ++e) dp[n][e] = p[n][e] * (dp[n][e] - (e < 2 ? dl0 : dl1));
-        mma_p_y<D>(dq, dp, sKt, lane);  // dQ += dS K
+        mma_p_y<D>(dq, dp, sK[stage], lane);  // dQ += dS K
+        __syncthreads();  // the next iteration loads into this stage
     }
     Q* dqb = dqkv + static_cast<size_t>(b) * T * ld + static_cast<size_t>(h) * D;
     store_rows<D>(dqb, ld, dq, scale, q0, T, warp, lane);

@@ -1,0 +1,165 @@
+// Building blocks of the flash attention kernels (flash_attention.cuh):
+// 64-row bf16 tiles in shared memory, filled asynchronously by cp.async from
+// bf16 sources (the model's operand buffers) or by converting loads from fp32
+// ones, and the m16n8k16 bf16 tensor-core products on them. The products
+// fetch their B operands with ldmatrix: plain where the tile's rows are the
+// product's n dimension (S = Q·Kᵀ), transposed (.trans) where its rows are
+// the k dimension (O = P·V), so no transposed copy of a tile is ever stored.
+#pragma once
+
+#include "gpu/kernels/storage.cuh"
+
+#include <cuda_bf16.h>
+#include <cstddef>
+#include <cstdint>
+
+namespace relora::gpu::flash {
+
+constexpr int kTile = 64;
+constexpr int kWarps = 4;
+constexpr int kThreadsFA = kWarps * 32;
+
+// Shared tile of 64 rows x D bf16. The 8-element (16-byte) padding per row
+// puts the 8 row addresses of an ldmatrix on distinct banks and keeps every
+// row 16-byte aligned for cp.async.
+template <int D>
+struct Tile {
+    static constexpr int kLd = D + 8;
+    __nv_bfloat16 v[kTile * kLd];
+};
+
+__device__ __forceinline__ uint32_t smemAddress(const void* p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// dst[0..bytes) = src[0..bytes) when valid, zeros otherwise (src is not read then).
+template <int kBytes>
+__device__ __forceinline__ void cp_async(void* dst, const void* src, bool valid) {
+    static_assert(kBytes == 4 || kBytes == 16, "cp.async copies 4, 8 or 16 bytes");
+    if constexpr (kBytes == 16)
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smemAddress(dst)), "l"(src),
+                     "r"(valid ? 16 : 0));
+    else
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smemAddress(dst)), "l"(src),
+                     "r"(valid ? 4 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+// Waits until at most `kPending` of this thread's committed groups are in flight.
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
+// Starts loading rows [row0, row0+64) of a (T, D) bf16 slice (row stride ld,
+// 16-byte aligned rows) into t, zeros past T; complete after cp_async_wait.
+template <int D>
+__device__ __forceinline__ void load_tile(Tile<D>& t, const __nv_bfloat16* __restrict__ src, size_t ld, int row0,
+                                          int T) {
+    constexpr int kChunks = D / 8;  // 16-byte chunks per row
+    for (int i = threadIdx.x; i < kTile * kChunks; i += kThreadsFA) {
+        const int r = i / kChunks, c = (i % kChunks) * 8;
+        const bool ok = row0 + r < T;
+        cp_async<16>(&t.v[r * Tile<D>::kLd + c], src + static_cast<size_t>(ok ? row0 + r : 0) * ld + c, ok);
+    }
+}
+// The same from an fp32 slice, rounded to bf16: synchronous, so it needs no
+// cp_async_wait, only the __syncthreads every reader passes anyway.
+template <int D>
+__device__ __forceinline__ void load_tile(Tile<D>& t, const float* __restrict__ src, size_t ld, int row0, int T) {
+    constexpr int kVec = D / 4;
+    for (int i = threadIdx.x; i < kTile * kVec; i += kThreadsFA) {
+        const int r = i / kVec, c = (i % kVec) * 4;
+        float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (row0 + r < T) x = loadAs4(src + static_cast<size_t>(row0 + r) * ld + c);
+        *reinterpret_cast<uint2*>(&t.v[r * Tile<D>::kLd + c]) = packBf16x4(x);
+    }
+}
+
+// Starts loading the 64 rows' log-sum-exp and delta from row0 (zeros past T:
+// such rows meet only zero-filled q or dO rows, so they add nothing).
+__device__ __forceinline__ void load_row_stats(float* sL, float* sD, const float* __restrict__ lse,
+                                               const float* __restrict__ delta, int row0, int T) {
+    for (int i = threadIdx.x; i < kTile; i += kThreadsFA) {
+        const bool ok = row0 + i < T;
+        const int row = ok ? row0 + i : 0;
+        cp_async<4>(&sL[i], lse + row, ok);
+        cp_async<4>(&sD[i], delta + row, ok);
+    }
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+}
+
+// Four 8x8 bf16 matrices; lanes 8i..8i+7 give the row addresses of matrix i.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t* r, const __nv_bfloat16* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smemAddress(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t* r, const __nv_bfloat16* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smemAddress(p)));
+}
+
+// D(16x8) += A(16x16) B(16x8); a: 4 regs, b: 2 regs, d: 4 floats.
+__device__ __forceinline__ void mma16816(float* d, const uint32_t* a, uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// A fragments (16 rows x D) of rows [16·warp, +16) of a tile.
+template <int D>
+__device__ __forceinline__ void load_a_frags(uint32_t (*a)[4], const Tile<D>& t, int warp, int lane) {
+    const int r = lane & 7, m = lane >> 3;  // matrices: rows +0/+8 (m & 1), columns +0/+8 (m >> 1)
+#pragma unroll
+    for (int kc = 0; kc < D / 16; ++kc)
+        ldmatrix_x4(a[kc], t.v + (warp * 16 + r + 8 * (m & 1)) * Tile<D>::kLd + kc * 16 + 8 * (m >> 1));
+}
+
+// acc(16 x 64) = A(16 x D, fragments) · Xᵀ, X a (64 x D) tile: acc[n] holds
+// columns 8n..8n+7 (rows of X). One ldmatrix gives B for two k-steps.
+template <int D>
+__device__ __forceinline__ void mma_a_xt(float (*acc)[4], const uint32_t (*a)[4], const Tile<D>& x, int lane) {
+    const int r = lane & 7, m = lane >> 3;  // matrix m: columns 8m..8m+7 of a 32-wide k block
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+        acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+#pragma unroll
+        for (int j = 0; j < D / 32; ++j) {
+            uint32_t b[4];
+            ldmatrix_x4(b, x.v + (8 * n + r) * Tile<D>::kLd + 32 * j + 8 * m);
+            mma16816(acc[n], a[2 * j], b[0], b[1]);
+            mma16816(acc[n], a[2 * j + 1], b[2], b[3]);
+        }
+    }
+}
+
+// out(16 x D) += P(16 x 64, accumulator layout, rounded to bf16) · Y, Y a
+// (64 x D) tile read transposed. One ldmatrix gives B for two 8-column blocks.
+template <int D>
+__device__ __forceinline__ void mma_p_y(float (*out)[4], const float (*p)[4], const Tile<D>& y, int lane) {
+    const int r = lane & 7, m = lane >> 3;  // matrix m: rows +0/+8 (m & 1), columns +0/+8 (m >> 1)
+#pragma unroll
+    for (int kc = 0; kc < 4; ++kc) {
+        uint32_t a[4];
+        a[0] = pack_bf16(p[2 * kc][0], p[2 * kc][1]);
+        a[1] = pack_bf16(p[2 * kc][2], p[2 * kc][3]);
+        a[2] = pack_bf16(p[2 * kc + 1][0], p[2 * kc + 1][1]);
+        a[3] = pack_bf16(p[2 * kc + 1][2], p[2 * kc + 1][3]);
+#pragma unroll
+        for (int j = 0; j < D / 16; ++j) {
+            uint32_t b[4];
+            ldmatrix_x4_trans(b, y.v + (16 * kc + r + 8 * (m & 1)) * Tile<D>::kLd + 16 * j + 8 * (m >> 1));
+            mma16816(out[2 * j], a, b[0], b[1]);
+            mma16816(out[2 * j + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+}  // namespace relora::gpu::flash
