@@ -65,12 +65,13 @@ public:
     // lower precision: the CUDA backend's bf16 mode keeps bf16, which its
     // products and attention kernels round every operand to anyway, so the
     // activations take half the memory and the products skip a conversion.
+    // (The logits are one too: PyTorch's autocast also keeps them in bf16.)
     // Pointers into it (column blocks, row offsets) are fine. Only these ops
     // take one: gemm (A, B and C), copy (dst), axpy (y), rmsnormForward
     // (out), rope (x), attentionForward (out, qkv), attentionBackward (every
     // pointer but state), swigluForward (out, gu), swigluBackward (all three),
-    // crossEntropy (dlogits), multiply (a) and download. The default is
-    // allocate().
+    // crossEntropy (logits, dlogits), multiply (a) and download. The default
+    // is allocate().
     virtual float* allocateOperand(size_t count) { return allocate(count); }
     virtual void upload(float* dst, const float* host, size_t count) = 0;
     virtual void uploadInts(int32_t* dst, const int32_t* host, size_t count) = 0;

@@ -82,7 +82,7 @@ LlamaModel::LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch,
     for (size_t l = 0; l <= L; ++l) resid_.push_back(alloc(N * C));
     hf_ = alloc(N * C);
     rstdf_ = alloc(N);
-    logits_ = alloc(headChunkRows_ * V);
+    logits_ = allocOperand(headChunkRows_ * V);
     dLogits_ = allocOperand(headChunkRows_ * V);
     losses_ = alloc(N);
     lossSum_ = alloc(1);

@@ -466,6 +466,13 @@ private:
             float* losses = b.zeros(N);
             float* dlogits = b.operand(N * V);
             be.crossEntropy(dlogits, losses, logits, targets, N, V, 1.0f);
+            // Logits in an operand buffer, as the output head writes them (at
+            // the scale of a model's logits: bf16 keeps them to ~1e-2).
+            float* logitsOp = b.operand(N * V);
+            be.copy(logitsOp, b.put(normalHost(N * V, 67)), N * V);
+            float* lossesOp = b.zeros(N);
+            float* dlogitsOp = b.operand(N * V);
+            be.crossEntropy(dlogitsOp, lossesOp, logitsOp, targets, N, V, 1.0f);
             const float* wh = b.put(normalHost(n * C, 57, 0.05f));
             const float* wf = b.put(normalHost(n * F, 58, 0.05f));
             const float* g = b.put(normalHost(N * n, 59));
@@ -494,6 +501,8 @@ private:
             be.gemm(true, false, n, C, N, 1.0f, dgu + F, 2 * F, h, C, 0.0f, dwUp, C);
             return Outputs{{"norm", b.get(h, N * C)},      {"swiglu", b.get(act, N * F)},
                            {"dlogits", b.get(dlogits, N * V)}, {"losses", b.get(losses, N)},
+                           {"dlogits of operand logits", b.get(dlogitsOp, N * V)},
+                           {"losses of operand logits", b.get(lossesOp, N)},
                            {"h·wᵀ", b.get(y, N * n)},        {"gᵀ·h", b.get(dwh, n * C)},
                            {"act·wᵀ", b.get(yf, N * n)},     {"gᵀ·dlogits", b.get(dv, n * V)},
                            {"h ⊙ x", b.get(masked, N * C)},  {"product into gate|up", b.get(gu2, N * 2 * F)},
@@ -501,8 +510,8 @@ private:
                            {"dup block ᵀ·h", b.get(dwUp, n * C)}};
         }, true);
         // qkv and the attention output as operand buffers: rope in place,
-        // flash kernels (D = 64) and the strided-product path (D = 16).
-        for (const size_t D : {size_t{64}, size_t{16}}) {
+        // flash kernels (D = 64 and 32) and the strided-product path (D = 16).
+        for (const size_t D : {size_t{64}, size_t{32}, size_t{16}}) {
             opCheck("bf16 mode: rope and attention on operand buffers, D=" + std::to_string(D), 3e-2, [D](Backend& be) {
                 Buffers b(be);
                 const size_t B = 2, T = 150, H = 2, C = H * D, N = B * T;

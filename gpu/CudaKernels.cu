@@ -218,16 +218,19 @@ void CudaBackend::crossEntropy(float* dlogits, float* losses, const float* logit
     if (N == 0) return;
     const unsigned blocks = static_cast<unsigned>(std::min<size_t>(N, 65535));
     const int threads = V >= 4096 ? 512 : 256;
-    // dlogits in bf16 (an operand buffer) when the head's products take it so.
-    withStorage(dlogits, [&](auto* d) {
-        const size_t rowThreads = ((V / 4 + kRowInRegisters - 1) / kRowInRegisters + 31) / 32 * 32;
-        if (V % 4 == 0 && aligned16(logits) && aligned16(d) && rowThreads <= 512)
-            cross_entropy_row_kernel<<<blocks, static_cast<unsigned>(rowThreads), 0, stream_>>>(
-                d, losses, logits, targets, N, V, gradScale);
-        else if (V % 4 == 0 && aligned16(logits) && aligned16(d))
-            cross_entropy_kernel<true><<<blocks, threads, 0, stream_>>>(d, losses, logits, targets, N, V, gradScale);
-        else
-            cross_entropy_kernel<false><<<blocks, threads, 0, stream_>>>(d, losses, logits, targets, N, V, gradScale);
+    // logits and dlogits in bf16 (operand buffers) when the head's products write and take them so.
+    withStorage(logits, [&](const auto* z) {
+        withStorage(dlogits, [&](auto* d) {
+            const size_t rowThreads = ((V / 4 + kRowInRegisters - 1) / kRowInRegisters + 31) / 32 * 32;
+            const bool vec4 = V % 4 == 0 && aligned16(z) && aligned16(d);
+            if (vec4 && rowThreads <= 512)
+                cross_entropy_row_kernel<<<blocks, static_cast<unsigned>(rowThreads), 0, stream_>>>(
+                    d, losses, z, targets, N, V, gradScale);
+            else if (vec4)
+                cross_entropy_kernel<true><<<blocks, threads, 0, stream_>>>(d, losses, z, targets, N, V, gradScale);
+            else
+                cross_entropy_kernel<false><<<blocks, threads, 0, stream_>>>(d, losses, z, targets, N, V, gradScale);
+        });
     });
     CUDA_CHECK_LAUNCH("cross_entropy_kernel");
 }

@@ -1,6 +1,7 @@
 // Fused cross entropy: per-token loss and, optionally, gradScale·(softmax −
 // onehot) in fp32 (it may be written over the logits) or bf16 (the output
-// head's products take it as it is). One block per row. Rows of up to
+// head's products take it as it is). Logits are fp32 or bf16 (an operand
+// buffer: the head's product writes them so, as PyTorch's autocast does). One block per row. Rows of up to
 // kRowInRegisters·4 values per thread (the output head's 32000 at 512
 // threads) are read once into registers: max, sum of exp and the gradient
 // from there. Otherwise an online max/sum-of-exp pass, then the gradient
@@ -37,26 +38,26 @@ __device__ inline void addLogit(float& m, float& s, float z) {
 
 // logits(N,V), targets(N) -> losses(N); dlogits(N,V) or null. Block per row.
 // Vec4: V % 4 == 0 and aligned rows, read and written four values at a time.
-template <bool Vec4, typename Grad>
-__global__ void cross_entropy_kernel(Grad* dlogits, float* __restrict__ losses, const float* logits,
+template <bool Vec4, typename Grad, typename Logit>
+__global__ void cross_entropy_kernel(Grad* dlogits, float* __restrict__ losses, const Logit* logits,
                                      const int32_t* __restrict__ targets, size_t N, size_t V,
                                      float gradScale) {
     __shared__ float sharedM[32], sharedS[32];
     __shared__ float rowLse;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
-        const float* z = logits + n * V;
+        const Logit* z = logits + n * V;
         float m = -INFINITY, s = 0.0f;
         if (Vec4) {
             for (size_t v = threadIdx.x; v < V / 4; v += blockDim.x) {
-                const float4 z4 = reinterpret_cast<const float4*>(z)[v];
+                const float4 z4 = loadAs4(z + 4 * v);
                 addLogit(m, s, z4.x);
                 addLogit(m, s, z4.y);
                 addLogit(m, s, z4.z);
                 addLogit(m, s, z4.w);
             }
         } else {
-            for (size_t v = threadIdx.x; v < V; v += blockDim.x) addLogit(m, s, z[v]);
+            for (size_t v = threadIdx.x; v < V; v += blockDim.x) addLogit(m, s, loadAsFloat(z + v));
         }
         for (int o = 16; o > 0; o >>= 1) {
             const float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
@@ -69,7 +70,7 @@ __global__ void cross_entropy_kernel(Grad* dlogits, float* __restrict__ losses, 
             for (int k = 1; k < warps; ++k) mergeMaxSum(M, S, sharedM[k], sharedS[k]);
             const float lse = M + logf(S);
             const size_t t = static_cast<size_t>(targets[n]);
-            losses[n] = lse - z[t];   // read before any thread overwrites the row
+            losses[n] = lse - loadAsFloat(z + t);  // read before any thread overwrites the row
             rowLse = lse;
         }
         __syncthreads();
@@ -80,12 +81,12 @@ __global__ void cross_entropy_kernel(Grad* dlogits, float* __restrict__ losses, 
             const auto grad = [&](float zv, size_t v) { return logitGrad(zv, lse, v == t, gradScale); };
             if (Vec4) {
                 for (size_t v = threadIdx.x; v < V / 4; v += blockDim.x) {
-                    const float4 z4 = reinterpret_cast<const float4*>(z)[v];
+                    const float4 z4 = loadAs4(z + 4 * v);
                     storeAs4(d + 4 * v, make_float4(grad(z4.x, 4 * v), grad(z4.y, 4 * v + 1),
                                                     grad(z4.z, 4 * v + 2), grad(z4.w, 4 * v + 3)));
                 }
             } else {
-                for (size_t v = threadIdx.x; v < V; v += blockDim.x) storeAs(d + v, grad(z[v], v));
+                for (size_t v = threadIdx.x; v < V; v += blockDim.x) storeAs(d + v, grad(loadAsFloat(z + v), v));
             }
         }
         __syncthreads();  // shared values are reused by the next row
@@ -97,21 +98,21 @@ constexpr int kRowInRegisters = 16;  // float4 per thread
 // As cross_entropy_kernel for rows with V % 4 == 0, 16-byte aligned, and
 // V ≤ 4·kRowInRegisters·blockDim.x: each thread keeps its float4 of the
 // row in registers, so the logits are read from memory once.
-template <typename Grad>
+template <typename Grad, typename Logit>
 __global__ void __launch_bounds__(512) cross_entropy_row_kernel(Grad* dlogits, float* __restrict__ losses,
-                                                                const float* logits,
+                                                                const Logit* logits,
                                                                 const int32_t* __restrict__ targets, size_t N,
                                                                 size_t V, float gradScale) {
     __shared__ float shared[32];
     const size_t V4 = V / 4;
     for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
-        const float4* z = reinterpret_cast<const float4*>(logits + n * V);
+        const Logit* z = logits + n * V;
         float4 r[kRowInRegisters];
         float m = -INFINITY;
 #pragma unroll
         for (int k = 0; k < kRowInRegisters; ++k) {
             const size_t v = threadIdx.x + static_cast<size_t>(k) * blockDim.x;
-            r[k] = v < V4 ? z[v] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+            r[k] = v < V4 ? loadAs4(z + 4 * v) : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
             m = fmaxf(m, fmaxf(fmaxf(r[k].x, r[k].y), fmaxf(r[k].z, r[k].w)));
         }
         m = blockMax(m, shared);
@@ -122,7 +123,7 @@ __global__ void __launch_bounds__(512) cross_entropy_row_kernel(Grad* dlogits, f
         s = blockSum(s, shared);
         const float lse = m + logf(s);
         const size_t t = static_cast<size_t>(targets[n]);
-        if (threadIdx.x == 0) losses[n] = lse - logits[n * V + t];
+        if (threadIdx.x == 0) losses[n] = lse - loadAsFloat(z + t);
         if (!dlogits) continue;
         __syncthreads();  // the target logit is read before any thread overwrites the row
         Grad* d = dlogits + n * V;

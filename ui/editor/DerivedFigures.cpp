@@ -38,10 +38,10 @@ double flopsPerToken(const RunSpec& spec, bool lowRank) {
 
 // The buffers LlamaModel keeps for a batch: in float32 the residual streams,
 // the norms' 1/rms, the attention state (B·H·T² probabilities, or B·H·T
-// with the flash kernels of the bf16 mode), one chunk of logits and the
-// backward pass's residual gradients; as operand buffers
-// (Backend::allocateOperand) the other saved activations, N·(6C + 2F) per
-// layer, and the other work buffers.
+// with the flash kernels of the bf16 mode) and the backward pass's residual
+// gradients; as operand buffers (Backend::allocateOperand) the other saved
+// activations, N·(6C + 2F) per layer, one chunk of logits and its gradient,
+// and the other work buffers.
 struct ActivationFloats {
     double fp32 = 0, operand = 0;
 };
@@ -52,8 +52,8 @@ ActivationFloats activationFloats(const RunSpec& spec, bool bf16Activations) {
     const double headRows = std::clamp(std::floor(LlamaModel::kHeadChunkElements / V), 1.0, N);
     const double state = bf16Activations ? B * m.heads * T : B * m.heads * T * T;
     ActivationFloats a;
-    a.fp32 = m.layers * (N * C + 2 * N + state) + (m.layers + 1) * N * C + headRows * V + N * (3 * C + 2);
-    a.operand = m.layers * N * (6 * C + 2 * F) + N * (4 * C + 4 * F) + headRows * V;
+    a.fp32 = m.layers * (N * C + 2 * N + state) + (m.layers + 1) * N * C + N * (3 * C + 2);
+    a.operand = m.layers * N * (6 * C + 2 * F) + N * (4 * C + 4 * F) + 2 * headRows * V;
     return a;
 }
 
