@@ -271,8 +271,8 @@ void LlamaModel::forward(const int32_t* tokens, const int32_t* targets, size_t b
         Layer& ly = layers_[l];
         be.rmsnormForward(ly.h1, ly.rstd1, resid_[l], ly.attnNorm->value, N, C, spec_.normEps);
         ly.qkv.forward(be, ly.h1, ly.qkvOut, N, 0.0f, training, dropoutSeed);
-        be.rope(ly.qkvOut, batch, T, H, D, 3 * C, spec_.ropeTheta, false);
-        be.rope(ly.qkvOut + C, batch, T, H, D, 3 * C, spec_.ropeTheta, false);
+        // q's H heads and k's H heads are adjacent in a row: one rotation of 2H heads.
+        be.rope(ly.qkvOut, batch, T, 2 * H, D, 3 * C, spec_.ropeTheta, false);
         be.attentionForward(ly.att, ly.probs, ly.qkvOut, batch, T, H, D);
         be.copy(ly.xMid, resid_[l], N * C);
         ly.wo.forward(be, ly.att, ly.xMid, N, 1.0f, training, dropoutSeed);
@@ -326,8 +326,7 @@ void LlamaModel::backward() {
         // x_mid = x_in + o(attention(rope(qkv(norm(x_in)))))
         ly.wo.backward(be, dResid_, ly.att, dAtt_, N, 0.0f);
         be.attentionBackward(dQkv_, dAtt_, ly.att, ly.probs, ly.qkvOut, batch_, T, H, D);
-        be.rope(dQkv_, batch_, T, H, D, 3 * C, spec_.ropeTheta, true);
-        be.rope(dQkv_ + C, batch_, T, H, D, 3 * C, spec_.ropeTheta, true);
+        be.rope(dQkv_, batch_, T, 2 * H, D, 3 * C, spec_.ropeTheta, true);
         ly.qkv.backward(be, dQkv_, ly.h1, dH_, N, 0.0f);
         be.rmsnormBackward(dResid_, ly.attnNorm->grad, dH_, resid_[l], ly.attnNorm->value, ly.rstd1, N, C);
     }
