@@ -90,12 +90,7 @@ CudaBackend::CudaBackend(const BackendOptions& options) : bf16_(options.bf16MatM
         CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
         deviceName_ = prop.name;
         smCount_ = prop.multiProcessorCount;
-        // The training stream gets the highest priority: the spectra worker's
-        // eigensolver (default priority) then fills the SMs training leaves idle
-        // instead of taking blocks from it.
-        int leastPriority = 0, greatestPriority = 0;
-        CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&leastPriority, &greatestPriority));
-        CUDA_CHECK(cudaStreamCreateWithPriority(&stream_, cudaStreamNonBlocking, greatestPriority));
+        CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
         CUDA_CHECK(cudaEventCreateWithFlags(&stagingFree_, cudaEventDisableTiming));
         CUBLAS_CHECK(cublasCreate(&cublas_));
         CUBLAS_CHECK(cublasSetStream(cublas_, stream_));

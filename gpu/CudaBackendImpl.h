@@ -113,8 +113,8 @@ public:
 
     std::vector<float> singularValues(const float* a, size_t rows, size_t cols) override;
     // Per group of equal min(rows, cols) = n: the Gram matrices (n, n) in
-    // fp64 by cuBLAS on the stream, then their eigenvalues by one
-    // cusolverDnXsyevBatched call on the spectra worker's stream and thread.
+    // fp64 by cuBLAS on the stream, then their eigenvalues by LAPACK on the
+    // host, on the spectra worker's threads (SpectraWorker).
     void queueSingularValues(const std::vector<MatrixRef>& matrices) override;
     std::optional<std::vector<std::vector<float>>> takeSingularValues(bool wait) override;
 

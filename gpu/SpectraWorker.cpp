@@ -2,19 +2,23 @@
 
 #include "gpu/CudaCheck.h"
 
+#include <cblas.h>  // OpenBLAS's openblas_get_parallel, openblas_set_num_threads
+#include <lapacke.h>
+#include <omp.h>
+
+#include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace relora::gpu {
 
 SpectraWorker::SpectraWorker(int device) : device_(device) {
+    // All cores but two: the training thread keeps one, the rest of the
+    // process (the store's writer thread, the GUI) the other.
+    const unsigned cores = std::thread::hardware_concurrency();  // 0 when unknown
+    solverThreads_ = cores > 3 ? static_cast<int>(cores - 2) : 1;
     CUDA_CHECK(cudaSetDevice(device_));
-    // The lowest priority: the eigensolver takes only SMs training leaves idle.
-    int leastPriority = 0, greatestPriority = 0;
-    CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&leastPriority, &greatestPriority));
-    CUDA_CHECK(cudaStreamCreateWithPriority(&stream_, cudaStreamNonBlocking, leastPriority));
-    CUSOLVER_CHECK(cusolverDnCreate(&handle_));
-    CUSOLVER_CHECK(cusolverDnSetStream(handle_, stream_));
-    CUSOLVER_CHECK(cusolverDnCreateParams(&params_));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     thread_ = std::thread([this] { run(); });
 }
 
@@ -25,9 +29,7 @@ SpectraWorker::~SpectraWorker() {
     }
     changed_.notify_all();
     thread_.join();
-    if (deviceWork_) cudaFree(deviceWork_);
-    if (params_) cusolverDnDestroyParams(params_);
-    if (handle_) cusolverDnDestroy(handle_);
+    if (hostGram_) cudaFreeHost(hostGram_);
     if (stream_) cudaStreamDestroy(stream_);
 }
 
@@ -55,6 +57,8 @@ std::vector<std::vector<double>> SpectraWorker::collect() {
 
 void SpectraWorker::run() {
     cudaSetDevice(device_);
+    // The size of this thread's OpenMP teams; other threads keep theirs.
+    omp_set_num_threads(solverThreads_);
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
         changed_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
@@ -79,42 +83,47 @@ void SpectraWorker::run() {
 }
 
 std::vector<double> SpectraWorker::eigenvalues(const Batch& b) {
-    const auto n = static_cast<int64_t>(b.n), count = static_cast<int64_t>(b.count);
-    CUDA_CHECK(cudaStreamWaitEvent(stream_, b.ready, 0));
-    size_t solverBytes = 0, hostBytes = 0;
-    // The values land in deviceWork_ first: (count, n) doubles, then (count) infos, then the solver's workspace.
-    const size_t valueBytes = b.count * b.n * sizeof(double), infoBytes = (b.count * sizeof(int) + 255) / 256 * 256;
-    CUSOLVER_CHECK(cusolverDnXsyevBatched_bufferSize(handle_, params_, CUSOLVER_EIG_MODE_NOVECTOR,
-                                                     CUBLAS_FILL_MODE_LOWER, n, CUDA_R_64F, b.gram, n, CUDA_R_64F,
-                                                     nullptr, CUDA_R_64F, &solverBytes, &hostBytes, count));
-    const size_t valueSpace = (valueBytes + 255) / 256 * 256;
-    const size_t need = valueSpace + infoBytes + solverBytes;
-    if (need > deviceWorkBytes_) {
-        if (deviceWork_) CUDA_CHECK(cudaFree(deviceWork_));
-        deviceWork_ = nullptr;
-        deviceWorkBytes_ = 0;
-        CUDA_CHECK(cudaMalloc(&deviceWork_, need));
-        deviceWorkBytes_ = need;
+    const size_t matrixSize = b.n * b.n, total = b.count * matrixSize;
+    // Allocating pinned memory stalls the device's other streams (a kernel
+    // chain on one lost 9 ms to it): the buffer is kept and only ever grows.
+    if (total > hostGramCount_) {
+        if (hostGram_) CUDA_CHECK(cudaFreeHost(hostGram_));
+        hostGram_ = nullptr;
+        hostGramCount_ = 0;
+        CUDA_CHECK(cudaMallocHost(&hostGram_, total * sizeof(double)));
+        hostGramCount_ = total;
     }
-    auto* base = static_cast<unsigned char*>(deviceWork_);
-    auto* values = reinterpret_cast<double*>(base);
-    auto* info = reinterpret_cast<int*>(base + valueSpace);
-    void* solverWork = base + valueSpace + infoBytes;
-    if (hostWork_.size() < hostBytes) hostWork_.resize(hostBytes);
-    CUSOLVER_CHECK(cusolverDnXsyevBatched(handle_, params_, CUSOLVER_EIG_MODE_NOVECTOR, CUBLAS_FILL_MODE_LOWER, n,
-                                          CUDA_R_64F, const_cast<double*>(b.gram), n, CUDA_R_64F, values,
-                                          CUDA_R_64F, solverWork, solverBytes, hostWork_.data(), hostBytes, info,
-                                          count));
-    std::vector<double> out(b.count * b.n);
-    std::vector<int> infos(b.count);
-    CUDA_CHECK(cudaMemcpyAsync(out.data(), values, valueBytes, cudaMemcpyDeviceToHost, stream_));
-    CUDA_CHECK(cudaMemcpyAsync(infos.data(), info, b.count * sizeof(int), cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamWaitEvent(stream_, b.ready, 0));
+    CUDA_CHECK(cudaMemcpyAsync(hostGram_, b.gram, total * sizeof(double), cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
+
+    // Eigenvalues only, dsyev, dsyevd and dsyevr all reduce the matrix to
+    // tridiagonal form (dsytrd, O(n³): nearly all of the time) and finish
+    // with dsterf (O(n²)): on the H100 machine's host they measured the same
+    // for n = 512..2048, the two-stage reduction (dsyevd_2stage) 1.1-1.5x
+    // slower for n <= 1024. Each call runs on one thread and the matrices of
+    // the batch in parallel: threading each call instead took 25 times as
+    // long (56 matrices of 512: 8.9 s against 0.35 s). OpenBLAS's OpenMP
+    // build (Debian's libopenblas0-openmp, which the top-level CMakeLists.txt
+    // prefers) runs a call serially inside a parallel region of several
+    // threads, and in a team of one too, since run() then set this thread's
+    // omp_get_max_threads() to 1. Its pthread build has only a process-wide
+    // thread count, which must then be 1.
+    if (openblas_get_parallel() == OPENBLAS_THREAD) openblas_set_num_threads(1);
+    const auto n = static_cast<lapack_int>(b.n);  // fits: cuBLAS made the matrices with an int n
+    std::vector<double> values(b.count * b.n);
+    std::vector<lapack_int> infos(b.count);
+#pragma omp parallel for schedule(dynamic)
+    for (size_t k = 0; k < b.count; ++k)
+        infos[k] = LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'N', 'L', n, hostGram_ + k * matrixSize, n,
+                                  values.data() + k * b.n);
     for (size_t k = 0; k < b.count; ++k)
         if (infos[k] != 0)
-            throw std::runtime_error("cuSOLVER syevBatched failed on Gram matrix " + std::to_string(k) + " of a batch (info = " +
-                                     std::to_string(infos[k]) + ")");
-    return out;
+            throw std::runtime_error("LAPACK dsyevd failed on Gram matrix " + std::to_string(k) + " (" +
+                                     std::to_string(b.n) + "x" + std::to_string(b.n) + ") of a batch of " +
+                                     std::to_string(b.count) + " (info = " + std::to_string(infos[k]) +
+                                     (infos[k] == -5 ? ": it holds a NaN" : "") + ")");
+    return values;
 }
 
 }  // namespace relora::gpu

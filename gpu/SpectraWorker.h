@@ -1,13 +1,14 @@
 // SpectraWorker: eigenvalues of batches of symmetric fp64 matrices (the Gram
-// matrices of ΔW, see CudaBackend::queueSingularValues) on a CUDA stream and
-// a host thread of its own, so that the spectra of an evaluation are computed
-// while training goes on, instead of stalling it for hundreds of
-// milliseconds (issue 6: measurements cost at most 3 % of training).
-// Host code only (cuSOLVER); internal to gpu/.
+// matrices of ΔW, see CudaBackend::queueSingularValues) on a host thread of
+// its own, so that the spectra of an evaluation are computed while training
+// goes on, instead of stalling it for hundreds of milliseconds (issue 6:
+// measurements cost at most 3 % of training). The eigenvalues come from
+// LAPACK on the host's cores: cuSOLVER's eigensolver on the GPU took SMs from
+// training. The GPU only copies the matrices to the host, on a copy engine.
+// Host code only; internal to gpu/.
 #pragma once
 
 #include <cuda_runtime.h>
-#include <cusolverDn.h>
 
 #include <condition_variable>
 #include <cstddef>
@@ -47,12 +48,10 @@ private:
     std::vector<double> eigenvalues(const Batch& b);
 
     int device_;
+    int solverThreads_;            // LAPACK calls at a time, one matrix each
     cudaStream_t stream_ = nullptr;
-    cusolverDnHandle_t handle_ = nullptr;
-    cusolverDnParams_t params_ = nullptr;
-    void* deviceWork_ = nullptr;   // eigenvalues, infos and the solver's workspace
-    size_t deviceWorkBytes_ = 0;
-    std::vector<unsigned char> hostWork_;
+    double* hostGram_ = nullptr;   // pinned, so that the copy is DMA on a copy engine
+    size_t hostGramCount_ = 0;     // doubles
 
     std::mutex mutex_;
     std::condition_variable changed_;
