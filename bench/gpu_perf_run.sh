@@ -4,9 +4,10 @@
 # Run from the repository root; .devdeps/include must hold sqlite3.h and
 # nlohmann/ (see ../shared/DEVICE.md). Logs go to $OUT (default /tmp/out).
 #   PRESETS="60m 130m" COMPILE=both PROFILE=1 SELFTEST=1 bash bench/gpu_perf_run.sh
+# PRESETS="" skips the comparison with PyTorch.
 set -o pipefail
 ROOT=$PWD; D=$ROOT/.devdeps; OUT=${OUT:-/tmp/out}; mkdir -p $OUT
-PRESETS=${PRESETS:-60m}; COMPILE=${COMPILE:-both}; PROFILE=${PROFILE:-1}; SELFTEST=${SELFTEST:-1}
+PRESETS=${PRESETS-60m}; COMPILE=${COMPILE:-both}; PROFILE=${PROFILE:-1}; SELFTEST=${SELFTEST:-1}
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader | tee $OUT/gpu.txt
 t0=$(date +%s)
 cmake -S . -B /tmp/build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
@@ -30,7 +31,9 @@ if [ "$PROFILE" = 1 ]; then
     head -32 $OUT/profile_60m_$m.txt
   done
 fi
-echo "== compare ($PRESETS, torch compile: $COMPILE)"
-PYTHONUNBUFFERED=1 timeout ${COMPARE_TIMEOUT:-560} python3 bench/compare_gpu.py --relora $R --preset $PRESETS --compile $COMPILE \
-  --out $OUT/compare.jsonl 2> $OUT/compare_stderr.txt | tee $OUT/compare.txt
+if [ -n "$PRESETS" ]; then
+  echo "== compare ($PRESETS, torch compile: $COMPILE)"
+  PYTHONUNBUFFERED=1 timeout ${COMPARE_TIMEOUT:-560} python3 bench/compare_gpu.py --relora $R --preset $PRESETS --compile $COMPILE \
+    --out $OUT/compare.jsonl 2> $OUT/compare_stderr.txt | tee $OUT/compare.txt
+fi
 echo "total: $(( $(date +%s) - t0 )) s"
