@@ -89,6 +89,18 @@ public:
                       float alpha, const float* A, size_t lda,
                       const float* B, size_t ldb,
                       float beta, float* C, size_t ldc) = 0;
+    // C(M,N) = alpha * op(A) * op(B) + R(M,N), R and C with row stride ldc
+    // and the same storage (R may be C): a product added onto a residual
+    // stream without a copy of the stream first. The default copies R into
+    // C, then accumulates.
+    virtual void gemmAdd(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha, const float* A,
+                         size_t lda, const float* B, size_t ldb, const float* R, float* C, size_t ldc) {
+        if (R != C) {
+            if (ldc == N) copy(C, R, M * N);
+            else for (size_t i = 0; i < M; ++i) copy(C + i * ldc, R + i * ldc, N);
+        }
+        gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, 1.0f, C, ldc);
+    }
     // y(n) += alpha * x(n)
     virtual void axpy(float* y, float alpha, const float* x, size_t n) = 0;
     // x(n) *= alpha

@@ -16,21 +16,25 @@ bool FusedLinear::anyPartTrainable() const {
     return false;
 }
 
-void FusedLinear::forward(Backend& be, const float* x, float* y, size_t N, float beta,
+void FusedLinear::forward(Backend& be, const float* x, float* y, size_t N, const float* addend,
                           bool training, uint64_t dropoutSeed) const {
     const size_t R = loraRows;
+    const auto product = [&](const float* w) {
+        if (addend) be.gemmAdd(false, true, N, outTotal, in, 1.0f, x, in, w, in, addend, y, outTotal);
+        else be.gemm(false, true, N, outTotal, in, 1.0f, x, in, w, in, 0.0f, y, outTotal);
+    };
     if (effective) {
         be.copy(effective, weight, outTotal * in);
         for (const auto& part : parts)
             if (const LoRAAdapter* a = part.lora.get())
                 be.gemm(false, false, part.out, in, a->rank, a->scale, a->B->value, a->rank,
                         a->A->value, in, 1.0f, effective + part.outOffset * in, in);
-        be.gemm(false, true, N, outTotal, in, 1.0f, x, in, effective, in, beta, y, outTotal);
+        product(effective);
         // u only feeds the backward pass.
         if (training) be.gemm(false, true, N, R, in, 1.0f, x, in, loraA, in, 0.0f, u, R);
         return;
     }
-    be.gemm(false, true, N, outTotal, in, 1.0f, x, in, weight, in, beta, y, outTotal);
+    product(weight);
     for (const auto& part : parts) {
         const LoRAAdapter* a = part.lora.get();
         if (!a) continue;

@@ -56,9 +56,11 @@ public:
     float* du = nullptr;         // (N, R) scratch, shared by every group of the model
     float* effective = nullptr;  // (outTotal, in) W + s·B·A; only without dropout
 
-    // y(N, outTotal) = beta·y + x·Wᵀ + every part's LoRA term. In training,
-    // LoRA dropout draws fresh masks from dropoutSeed; otherwise it is off.
-    void forward(Backend& be, const float* x, float* y, size_t N, float beta, bool training,
+    // y(N, outTotal) = addend + x·Wᵀ + every part's LoRA term; addend is an
+    // (N, outTotal) residual stream (it may be y) or null for none. In
+    // training, LoRA dropout draws fresh masks from dropoutSeed; otherwise it
+    // is off.
+    void forward(Backend& be, const float* x, float* y, size_t N, const float* addend, bool training,
                  uint64_t dropoutSeed) const;
     // From dy(N, outTotal): dx(N, in) = beta·dx + dy·W + LoRA terms; weight
     // gradients of trainable parts; dA, dB of adapters. Follows a training

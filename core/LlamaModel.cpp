@@ -270,17 +270,15 @@ void LlamaModel::forward(const int32_t* tokens, const int32_t* targets, size_t b
     for (size_t l = 0; l < layers_.size(); ++l) {
         Layer& ly = layers_[l];
         be.rmsnormForward(ly.h1, ly.rstd1, resid_[l], ly.attnNorm->value, N, C, spec_.normEps);
-        ly.qkv.forward(be, ly.h1, ly.qkvOut, N, 0.0f, training, dropoutSeed);
+        ly.qkv.forward(be, ly.h1, ly.qkvOut, N, nullptr, training, dropoutSeed);
         // q's H heads and k's H heads are adjacent in a row: one rotation of 2H heads.
         be.rope(ly.qkvOut, batch, T, 2 * H, D, 3 * C, spec_.ropeTheta, false);
         be.attentionForward(ly.att, ly.probs, ly.qkvOut, batch, T, H, D);
-        be.copy(ly.xMid, resid_[l], N * C);
-        ly.wo.forward(be, ly.att, ly.xMid, N, 1.0f, training, dropoutSeed);
+        ly.wo.forward(be, ly.att, ly.xMid, N, resid_[l], training, dropoutSeed);
         be.rmsnormForward(ly.h2, ly.rstd2, ly.xMid, ly.mlpNorm->value, N, C, spec_.normEps);
-        ly.gateUp.forward(be, ly.h2, ly.gu, N, 0.0f, training, dropoutSeed);
+        ly.gateUp.forward(be, ly.h2, ly.gu, N, nullptr, training, dropoutSeed);
         be.swigluForward(act_, ly.gu, N, F);
-        be.copy(resid_[l + 1], ly.xMid, N * C);
-        ly.down.forward(be, act_, resid_[l + 1], N, 1.0f, training, dropoutSeed);
+        ly.down.forward(be, act_, resid_[l + 1], N, ly.xMid, training, dropoutSeed);
     }
     be.rmsnormForward(hf_, rstdf_, resid_.back(), finalNorm_->value, N, C, spec_.normEps);
     headChunks_ = 0;

@@ -397,6 +397,23 @@ private:
     }
 
     void opChecks() {
+        // A product onto a residual stream (cuBLASLt's separate addend in bf16
+        // mode; a copy first in fp32 mode), also into a column block.
+        for (const bool bf16 : {false, true}) {
+            opCheck(std::string("gemmAdd, ") + (bf16 ? "bf16 mode" : "fp32"), bf16 ? 1e-2 : kOpTolerance,
+                    [](Backend& be) {
+                Buffers b(be);
+                const size_t N = 700, C = 1536, n = 96;
+                const float* x = b.put(normalHost(N * C, 91));
+                const float* w = b.put(normalHost(n * C, 92, 0.05f));
+                const float* resid = b.put(normalHost(N * n, 93));
+                float* out = b.zeros(N * n);
+                be.gemmAdd(false, true, N, n, C, 1.0f, x, C, w, C, resid, out, n);
+                float* wide = b.put(normalHost(N * 2 * n, 94));
+                be.gemmAdd(false, true, N, n, C, 0.5f, x, C, w, C, wide + n, wide + n, 2 * n);
+                return Outputs{{"resid + x·wᵀ", b.get(out, N * n)}, {"column block += x·wᵀ", b.get(wide, N * 2 * n)}};
+            }, bf16);
+        }
         opCheck("gemm, 4 transposes, padded rows", kOpTolerance, [](Backend& be) {
             Buffers b(be);
             const size_t M = 37, N = 53, K = 29, pad = 3;

@@ -100,8 +100,10 @@ CudaBackend::CudaBackend(const BackendOptions& options) : bf16_(options.bf16MatM
         computeType_ = bf16_ ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
         // Our own workspace: cuBLAS never allocates behind our back, and
         // its algorithm choice (hence its rounding) stays fixed.
-        CUBLAS_CHECK(cublasSetWorkspace(cublas_, ensure(cublasWorkspace_, kCublasWorkspaceBytes),
-                                        kCublasWorkspaceBytes));
+        void* workspace = ensure(cublasWorkspace_, kCublasWorkspaceBytes);
+        CUBLAS_CHECK(cublasSetWorkspace(cublas_, workspace, kCublasWorkspaceBytes));
+        // Same stream, so cuBLAS and cuBLASLt never use the workspace at once.
+        lt_ = std::make_unique<LtMatmul>(stream_, workspace, kCublasWorkspaceBytes);
         ensure(reducePartials_, kReduceBlocks * sizeof(double));
         CUDA_CHECK(cudaStreamSynchronize(stream_));
     } catch (...) {
@@ -128,6 +130,7 @@ void CudaBackend::destroy() noexcept {
     spectraWorker_.reset();  // joins its thread after the submitted work
     for (cudaEvent_t e : spectraReady_) cudaEventDestroy(e);
     spectraReady_.clear();
+    lt_.reset();
     if (cublas_) cublasDestroy(cublas_);
     for (auto& [ptr, bytes] : sizes_) cudaFree(ptr);  // scratch, and anything not released
     sizes_.clear();
@@ -350,22 +353,35 @@ void CudaBackend::synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
 void CudaBackend::gemm(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha, const float* A,
                        size_t lda, const float* B, size_t ldb, float beta, float* C, size_t ldc) {
+    product(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, C, ldc);
+}
+
+void CudaBackend::gemmAdd(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha, const float* A,
+                          size_t lda, const float* B, size_t ldb, const float* R, float* C, size_t ldc) {
+    if ((storedBf16(R) != nullptr) != (storedBf16(C) != nullptr))
+        throw std::logic_error("gemmAdd: the addend and the output must have the same storage");
+    product(transA, transB, M, N, K, alpha, A, lda, B, ldb, 1.0f, R, C, ldc);
+}
+
+void CudaBackend::product(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha, const float* A,
+                          size_t lda, const float* B, size_t ldb, float beta, const float* addend, float* C,
+                          size_t ldc) {
     if (M == 0 || N == 0) return;
     std::string label;
     if (profile_) {
         char buf[96];
         std::snprintf(buf, sizeof buf, "gemm %c%c M=%zu N=%zu K=%zu%s", transA ? 'T' : 'N', transB ? 'T' : 'N', M,
-                      N, K, beta != 0.0f ? " +C" : "");
+                      N, K, addend != C ? " +R" : beta != 0.0f ? " +C" : "");
         label = buf;
     }
     ProfScope prof(*this, label);
     // bf16 mode: both operands rounded to bf16 by our own kernel (or taken
-    // from the operand cache) and given to cuBLAS as bf16 (fp32 accumulation
-    // and output). Products with a huge operand (the output head's (N,V)
-    // gradient) keep cuBLAS's own conversion rather than a copy of that size,
-    // and so do products of two small operands (LoRA's fold W + s·B·A), where
-    // two conversion launches would cost more than the product. Operand
-    // buffers are bf16 already, as operands and as the output.
+    // from the operand cache) and given to cuBLASLt as bf16 (fp32
+    // accumulation and output). Products with a huge fp32 operand keep
+    // cuBLAS's own conversion rather than a copy of that size, and so do
+    // products of two small operands (LoRA's fold W + s·B·A), where two
+    // conversion launches would cost more than the product. Operand buffers
+    // are bf16 already, as operands and as the output.
     const size_t rowsA = transA ? K : M, colsA = transA ? M : K;
     const size_t rowsB = transB ? N : K, colsB = transB ? K : N;
     const size_t sizeA = rowsA * colsA, sizeB = rowsB * colsB;
@@ -377,12 +393,14 @@ void CudaBackend::gemm(bool transA, bool transB, size_t M, size_t N, size_t K, f
         size_t lda16 = lda, ldb16 = ldb;
         const __nv_bfloat16* a16 = storedA ? storedA : bf16Operand(A, rowsA, colsA, lda, &lda16);
         const __nv_bfloat16* b16 = storedB ? storedB : bf16Operand(B, rowsB, colsB, ldb, &ldb16);
-        CUBLAS_CHECK(cublasGemmEx(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                  toInt(N, "N"), toInt(M, "M"), toInt(K, "K"), &alpha, b16, CUDA_R_16BF,
-                                  toInt(ldb16, "ldb"), a16, CUDA_R_16BF, toInt(lda16, "lda"), &beta,
-                                  storedC ? static_cast<void*>(storedC) : C, storedC ? CUDA_R_16BF : CUDA_R_32F,
-                                  toInt(ldc, "ldc"), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        const void* addendD = storedC ? static_cast<const void*>(storedBf16(addend)) : addend;
+        lt_->matmul(transB, transA, toInt(N, "N"), toInt(M, "M"), toInt(K, "K"), alpha, b16, toInt(ldb16, "ldb"),
+                    a16, toInt(lda16, "lda"), beta, addendD, storedC ? static_cast<void*>(storedC) : C,
+                    toInt(ldc, "ldc"), storedC ? CUDA_R_16BF : CUDA_R_32F);
     } else {
+        if (addend != C)  // cuBLAS has no separate addend: copy it into C, rows of N
+            CUDA_CHECK(cudaMemcpy2DAsync(C, ldc * sizeof(float), addend, ldc * sizeof(float), N * sizeof(float), M,
+                                         cudaMemcpyDeviceToDevice, stream_));
         CUBLAS_CHECK(cublasGemmEx(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N,
                                   toInt(N, "N"), toInt(M, "M"), toInt(K, "K"), &alpha, B, CUDA_R_32F,
                                   toInt(ldb, "ldb"), A, CUDA_R_32F, toInt(lda, "lda"), &beta, C, CUDA_R_32F,

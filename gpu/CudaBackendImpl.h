@@ -5,13 +5,14 @@
 // zero-filled cudaMalloc memory counted in a live-bytes counter whose maximum
 // is peakMemoryBytes(). Scratch buffers (attention backward, RMSNorm partial
 // sums, sort space) are cached by size and reused, so a training step never
-// allocates once the first step has run. Matrix products go to cuBLAS:
-// with BackendOptions::bf16MatMul, both operands are rounded to bf16 by our
-// own kernel (a small cache reuses the copy of an operand until memory is
-// written) and multiplied with fp32 accumulation; operand buffers
-// (allocateOperand) are kept in bf16 and used as they are (products
-// with an operand over 64 Mi elements, the output head's, let cuBLAS convert:
-// CUBLAS_COMPUTE_32F_FAST_16BF); plain fp32 (no TF32) otherwise. In bf16 mode
+// allocates once the first step has run. Matrix products: with
+// BackendOptions::bf16MatMul, both operands are rounded to bf16 by our own
+// kernel (a small cache reuses the copy of an operand until memory is
+// written) and multiplied with fp32 accumulation by cuBLASLt (LtMatmul: a
+// cached plan per shape); operand buffers (allocateOperand) are kept in
+// bf16 and used as they are (products of fp32 operands over 64 Mi elements
+// let cuBLAS convert: CUBLAS_COMPUTE_32F_FAST_16BF); plain fp32 cuBLAS (no
+// TF32) otherwise. In bf16 mode
 // attention is flash-style (CudaAttention.cu). RELORA_CUDA_PROFILE=1 times
 // every op with events and prints a table at destruction. The optimizer's
 // norm and AdamW run over all tensors in one launch each. Reductions use
@@ -20,6 +21,7 @@
 
 #include "core/Backend.h"
 #include "gpu/CudaCheck.h"
+#include "gpu/LtMatmul.h"
 #include "gpu/SpectraWorker.h"
 
 #include <cublas_v2.h>
@@ -63,6 +65,9 @@ public:
     void gemm(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha,
               const float* A, size_t lda, const float* B, size_t ldb, float beta,
               float* C, size_t ldc) override;
+    // bf16 products put the addend straight into cuBLASLt's C; fp32 ones copy it.
+    void gemmAdd(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha, const float* A,
+                 size_t lda, const float* B, size_t ldb, const float* R, float* C, size_t ldc) override;
     void axpy(float* y, float alpha, const float* x, size_t n) override;
     void scale(float* x, float alpha, size_t n) override;
 
@@ -172,6 +177,9 @@ private:
     void uploadBytes(void* dst, const void* host, size_t bytes);
     void destroy() noexcept;
     // Row-major strided-batched product (see gemm); batch i uses A + i·strideA etc.
+    // gemm and gemmAdd: C = alpha·op(A)·op(B) + beta·addend.
+    void product(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha, const float* A,
+                 size_t lda, const float* B, size_t ldb, float beta, const float* addend, float* C, size_t ldc);
     void gemmStridedBatched(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha,
                             const float* A, size_t lda, size_t strideA, const float* B, size_t ldb,
                             size_t strideB, float beta, float* C, size_t ldc, size_t strideC,
@@ -199,6 +207,7 @@ private:
     cublasComputeType_t computeType_ = CUBLAS_COMPUTE_32F_FAST_16BF;
     cudaStream_t stream_ = nullptr;
     cublasHandle_t cublas_ = nullptr;
+    std::unique_ptr<LtMatmul> lt_;  // the bf16 products
 
     std::unordered_map<void*, size_t> sizes_;
     std::map<uintptr_t, StoredBf16> bf16Stored_;  // handle -> storage

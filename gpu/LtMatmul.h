@@ -1,0 +1,52 @@
+// LtMatmul: the bf16 matrix products of the CUDA backend through cuBLASLt,
+// with one plan per product shape: the operation and layout descriptors and
+// the algorithm cuBLASLt's heuristic chose, made on the first product of that
+// shape and reused ever after (a training step repeats a few dozen shapes),
+// so the algorithm, and with it the rounding, stays fixed for a shape.
+// cuBLASLt also takes an addend C apart from the output D, which lets a
+// product land on a residual stream without a copy of it first.
+// Host code only; internal to gpu/.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <map>
+#include <tuple>
+
+namespace relora::gpu {
+
+class LtMatmul {
+public:
+    // Products run on `stream` with `workspace` (bytes) as cuBLASLt's scratch.
+    LtMatmul(cudaStream_t stream, void* workspace, size_t workspaceBytes);
+    ~LtMatmul();
+    LtMatmul(const LtMatmul&) = delete;
+    LtMatmul& operator=(const LtMatmul&) = delete;
+
+    // Column-major, as cuBLAS: D(m,n) = alpha·op(A)·op(B) + beta·C with A and
+    // B bf16, C and D (same layout, ldd; C may be D) of type `out`
+    // (CUDA_R_32F or CUDA_R_16BF), fp32 accumulation.
+    void matmul(bool transA, bool transB, int m, int n, int k, float alpha, const void* A, int lda,
+                const void* B, int ldb, float beta, const void* C, void* D, int ldd, cudaDataType_t out);
+
+private:
+    // Everything the heuristic's choice depends on, pointer alignment included.
+    using Shape = std::tuple<bool, bool, int, int, int, int, int, int, int, int, int, int>;
+    struct Plan {
+        cublasLtMatmulDesc_t op = nullptr;
+        cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+        cublasLtMatmulAlgo_t algo{};
+    };
+    const Plan& plan(const Shape& shape, cudaDataType_t out);
+    static void release(Plan& p) noexcept;
+
+    cudaStream_t stream_;
+    void* workspace_;
+    size_t workspaceBytes_;
+    cublasLtHandle_t handle_ = nullptr;
+    std::map<Shape, Plan> plans_;
+};
+
+}  // namespace relora::gpu
