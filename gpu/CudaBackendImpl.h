@@ -176,10 +176,10 @@ private:
     // data is copied out, the device copy runs in stream order.
     void uploadBytes(void* dst, const void* host, size_t bytes);
     void destroy() noexcept;
-    // Row-major strided-batched product (see gemm); batch i uses A + i·strideA etc.
-    // gemm and gemmAdd: C = alpha·op(A)·op(B) + beta·addend.
+    // gemm and gemmAdd: C = alpha·op(A)·op(B) + beta·addend (addend may be C).
     void product(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha, const float* A,
                  size_t lda, const float* B, size_t ldb, float beta, const float* addend, float* C, size_t ldc);
+    // Row-major strided-batched product (see gemm); batch i uses A + i·strideA etc.
     void gemmStridedBatched(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha,
                             const float* A, size_t lda, size_t strideA, const float* B, size_t ldb,
                             size_t strideB, float beta, float* C, size_t ldc, size_t strideC,
