@@ -282,6 +282,12 @@ void StoreWriter::Impl::loop() {
                              last ? dropNote : kNoNote, finishedCommitted, err);
             if (!ok) break;
             wrote = true;
+            if (finishedCommitted && lock) {
+                // Before flush() callers hear of the commit: once runFinished
+                // returns, the run is over and nobody needs to probe it.
+                lock->removeFile();
+                lock.reset();
+            }
             const size_t landed = end - done + (last ? batch.size() : 0);
             done = end;
             lk.lock();
@@ -292,10 +298,6 @@ void StoreWriter::Impl::loop() {
             done_.notify_all();
             lk.unlock();
             if (last) break;
-        }
-        if (ok && finishedCommitted && lock) {
-            lock->removeFile();   // the run is over: nobody needs to probe it
-            lock.reset();
         }
 
         // Destroying rows costs time: not under the lock the trainer takes.
