@@ -103,7 +103,7 @@ CudaBackend::CudaBackend(const BackendOptions& options) : bf16_(options.bf16MatM
         void* workspace = ensure(cublasWorkspace_, kCublasWorkspaceBytes);
         CUBLAS_CHECK(cublasSetWorkspace(cublas_, workspace, kCublasWorkspaceBytes));
         // Same stream, so cuBLAS and cuBLASLt never use the workspace at once.
-        lt_ = std::make_unique<LtMatmul>(stream_, workspace, kCublasWorkspaceBytes);
+        lt_ = std::make_unique<LtMatmul>(stream_, device_, workspace, kCublasWorkspaceBytes, profile_);
         ensure(reducePartials_, kReduceBlocks * sizeof(double));
         CUDA_CHECK(cudaStreamSynchronize(stream_));
     } catch (...) {

@@ -4,8 +4,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace relora::gpu {
 namespace {
@@ -29,10 +33,36 @@ void setPreference(cublasLtMatmulPreference_t p, cublasLtMatmulPreferenceAttribu
     CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(p, attribute, &value, sizeof value));
 }
 
+constexpr int kCandidates = 8;      // of the heuristic, timed on a shape's first product
+constexpr int kTimedRuns = 4;       // per candidate, after one untimed run
+constexpr float kMustBeat = 0.98f;  // the heuristic's first pick stays unless beaten by 2 %
+
+bool autotuneEnabled() {
+    const char* env = std::getenv("RELORA_CUBLASLT_AUTOTUNE");
+    return !env || env[0] != '0';
+}
+
+// The algorithm chosen for each (device, shape), shared by every LtMatmul
+// of the process: a second backend must not pick differently by timing noise.
+std::mutex gChoicesMutex;
+template <typename Shape>
+std::map<std::pair<int, Shape>, cublasLtMatmulAlgo_t>& choices() {
+    static std::map<std::pair<int, Shape>, cublasLtMatmulAlgo_t> map;
+    return map;
+}
+
+struct TimingEvent {
+    cudaEvent_t event = nullptr;
+    TimingEvent() { CUDA_CHECK(cudaEventCreate(&event)); }
+    ~TimingEvent() { cudaEventDestroy(event); }
+    TimingEvent(const TimingEvent&) = delete;
+    TimingEvent& operator=(const TimingEvent&) = delete;
+};
+
 }  // namespace
 
-LtMatmul::LtMatmul(cudaStream_t stream, void* workspace, size_t workspaceBytes)
-    : stream_(stream), workspace_(workspace), workspaceBytes_(workspaceBytes) {
+LtMatmul::LtMatmul(cudaStream_t stream, int device, void* workspace, size_t workspaceBytes, bool report)
+    : stream_(stream), device_(device), report_(report), workspace_(workspace), workspaceBytes_(workspaceBytes) {
     CUBLAS_CHECK(cublasLtCreate(&handle_));
 }
 
@@ -53,17 +83,17 @@ void LtMatmul::matmul(bool transA, bool transB, int m, int n, int k, float alpha
                       const void* B, int ldb, float beta, const void* C, void* D, int ldd, cudaDataType_t out) {
     const Shape shape{transA, transB, m, n, k, lda, ldb, ldd, static_cast<int>(out), alignment(A), alignment(B),
                       std::min(alignment(C), alignment(D))};
-    const Plan& p = plan(shape, out);
+    const Plan& p = plan(shape, out, Trial{alpha, beta, A, B, C, D});
     CUBLAS_CHECK(cublasLtMatmul(handle_, p.op, &alpha, A, p.a, B, p.b, &beta, C, p.d, D, p.d, &p.algo, workspace_,
                                 workspaceBytes_, stream_));
 }
 
-const LtMatmul::Plan& LtMatmul::plan(const Shape& shape, cudaDataType_t out) {
+const LtMatmul::Plan& LtMatmul::plan(const Shape& shape, cudaDataType_t out, const Trial& trial) {
     if (auto it = plans_.find(shape); it != plans_.end()) return it->second;
     const auto [transA, transB, m, n, k, lda, ldb, ldd, type, alignA, alignB, alignD] = shape;
     Plan p;
     cublasLtMatmulPreference_t preference = nullptr;
-    cublasLtMatmulHeuristicResult_t best{};
+    cublasLtMatmulHeuristicResult_t candidates[kCandidates]{};
     int found = 0;
     try {
         CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -80,7 +110,8 @@ const LtMatmul::Plan& LtMatmul::plan(const Shape& shape, cudaDataType_t out) {
         setPreference(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, static_cast<uint32_t>(alignB));
         setPreference(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, static_cast<uint32_t>(alignD));
         setPreference(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, static_cast<uint32_t>(alignD));
-        CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.d, p.d, preference, 1, &best, &found));
+        CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.d, p.d, preference, kCandidates,
+                                                    candidates, &found));
     } catch (...) {
         if (preference) cublasLtMatmulPreferenceDestroy(preference);
         release(p);
@@ -93,8 +124,60 @@ const LtMatmul::Plan& LtMatmul::plan(const Shape& shape, cudaDataType_t out) {
                                  std::to_string(k) + " by " + std::to_string(k) + "x" + std::to_string(n) +
                                  (type == CUDA_R_16BF ? " into bf16" : " into fp32"));
     }
-    p.algo = best.algo;
+    {
+        std::lock_guard guard(gChoicesMutex);
+        auto& chosen = choices<Shape>();
+        const auto key = std::make_pair(device_, shape);
+        if (const auto it = chosen.find(key); it != chosen.end()) {
+            p.algo = it->second;
+        } else {
+            // D may be written by trial runs unless it is also the addend.
+            const bool mayTime = autotuneEnabled() && found > 1 && (trial.beta == 0.0f || trial.C != trial.D);
+            try {
+                p.algo = mayTime ? fastest(shape, p, candidates, found, trial) : candidates[0].algo;
+            } catch (...) {
+                release(p);
+                throw;
+            }
+            chosen.emplace(key, p.algo);
+        }
+    }
     return plans_.emplace(shape, p).first->second;
+}
+
+cublasLtMatmulAlgo_t LtMatmul::fastest(const Shape& shape, const Plan& p,
+                                       const cublasLtMatmulHeuristicResult_t* candidates, int count,
+                                       const Trial& trial) {
+    const TimingEvent begin, end;
+    const auto run = [&](const cublasLtMatmulAlgo_t& algo) {
+        return cublasLtMatmul(handle_, p.op, &trial.alpha, trial.A, p.a, trial.B, p.b, &trial.beta, trial.C, p.d,
+                              trial.D, p.d, &algo, workspace_, workspaceBytes_, stream_);
+    };
+    float firstMs = -1.0f, bestMs = -1.0f;
+    int best = -1;
+    for (int i = 0; i < count; ++i) {
+        // A candidate cuBLASLt refuses at run time is passed over.
+        if (run(candidates[i].algo) != CUBLAS_STATUS_SUCCESS) continue;
+        CUDA_CHECK(cudaEventRecord(begin.event, stream_));
+        bool ok = true;
+        for (int r = 0; r < kTimedRuns && ok; ++r) ok = run(candidates[i].algo) == CUBLAS_STATUS_SUCCESS;
+        CUDA_CHECK(cudaEventRecord(end.event, stream_));
+        CUDA_CHECK(cudaEventSynchronize(end.event));
+        float ms = 0.0f;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, begin.event, end.event));
+        if (!ok) continue;
+        if (i == 0) firstMs = ms;
+        if (best < 0 || ms < (best == 0 ? kMustBeat : 1.0f) * bestMs) best = i, bestMs = ms;
+    }
+    if (best < 0) return candidates[0].algo;  // the product itself then reports cuBLASLt's error
+    if (report_) {
+        const auto [transA, transB, m, n, k, lda, ldb, ldd, type, alignA, alignB, alignD] = shape;
+        std::fprintf(stderr,
+                     "cuBLASLt %c%c m=%d n=%d k=%d%s: heuristic's first %.1f us, candidate %d of %d %.1f us\n",
+                     transA ? 'T' : 'N', transB ? 'T' : 'N', m, n, k, type == CUDA_R_16BF ? " bf16" : "",
+                     1e3f * firstMs / kTimedRuns, best + 1, count, 1e3f * bestMs / kTimedRuns);
+    }
+    return candidates[best].algo;
 }
 
 }  // namespace relora::gpu

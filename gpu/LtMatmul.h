@@ -1,8 +1,13 @@
 // LtMatmul: the bf16 matrix products of the CUDA backend through cuBLASLt,
 // with one plan per product shape: the operation and layout descriptors and
-// the algorithm cuBLASLt's heuristic chose, made on the first product of that
-// shape and reused ever after (a training step repeats a few dozen shapes),
-// so the algorithm, and with it the rounding, stays fixed for a shape.
+// an algorithm, made on the first product of that shape and reused ever
+// after (a training step repeats a few dozen shapes). The algorithm is the
+// fastest of the heuristic's candidates, timed once on that first product
+// (the heuristic's first pick unless another beats it by 2 %), and the
+// choice is kept for the whole process, so every backend of a process
+// multiplies a shape with the same algorithm, and with it the same
+// rounding. RELORA_CUBLASLT_AUTOTUNE=0 takes the heuristic's first pick
+// without timing: the same algorithm in every process on a GPU model.
 // cuBLASLt also takes an addend C apart from the output D, which lets a
 // product land on a residual stream without a copy of it first.
 // Host code only; internal to gpu/.
@@ -19,8 +24,9 @@ namespace relora::gpu {
 
 class LtMatmul {
 public:
-    // Products run on `stream` with `workspace` (bytes) as cuBLASLt's scratch.
-    LtMatmul(cudaStream_t stream, void* workspace, size_t workspaceBytes);
+    // Products run on `stream` of `device` with `workspace` (bytes) as
+    // cuBLASLt's scratch. `report` prints each timed choice to stderr.
+    LtMatmul(cudaStream_t stream, int device, void* workspace, size_t workspaceBytes, bool report);
     ~LtMatmul();
     LtMatmul(const LtMatmul&) = delete;
     LtMatmul& operator=(const LtMatmul&) = delete;
@@ -39,10 +45,21 @@ private:
         cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
         cublasLtMatmulAlgo_t algo{};
     };
-    const Plan& plan(const Shape& shape, cudaDataType_t out);
+    // What a first product gives the timing: its operands, and whether
+    // trial runs may write D (not when D is also the addend it reads).
+    struct Trial {
+        float alpha, beta;
+        const void *A, *B, *C;
+        void* D;
+    };
+    const Plan& plan(const Shape& shape, cudaDataType_t out, const Trial& trial);
+    cublasLtMatmulAlgo_t fastest(const Shape& shape, const Plan& p, const cublasLtMatmulHeuristicResult_t* candidates,
+                                 int count, const Trial& trial);
     static void release(Plan& p) noexcept;
 
     cudaStream_t stream_;
+    int device_;
+    bool report_;
     void* workspace_;
     size_t workspaceBytes_;
     cublasLtHandle_t handle_ = nullptr;
