@@ -584,18 +584,20 @@ private:
                                {"dx", b.get(dx, N * C)}, {"dw", b.get(dw, C)}};
             });
         }
-        opCheck("rope forward/inverse", kOpTolerance, [](Backend& be) {
-            Buffers b(be);
-            const size_t B = 2, T = 16, H = 3, D = 8, C = H * D;
-            float* qkv = b.put(normalHost(B * T * 3 * C, 70));
-            be.rope(qkv, B, T, H, D, 3 * C, 10000.0f, false);
-            be.rope(qkv + C, B, T, H, D, 3 * C, 10000.0f, false);
-            Outputs out{{"rotated", b.get(qkv, B * T * 3 * C)}};
-            float* other = b.put(normalHost(B * T * 3 * C, 71));
-            be.rope(other, B, T, H, D, 3 * C, 500000.0f, true);
-            out.emplace_back("inverse", b.get(other, B * T * 3 * C));
-            return out;
-        });
+        for (const size_t D : {size_t{8}, size_t{6}}) {  // four pairs a thread and the scalar fallback
+            opCheck("rope forward/inverse, D=" + std::to_string(D), kOpTolerance, [D](Backend& be) {
+                Buffers b(be);
+                const size_t B = 2, T = 16, H = 3, C = H * D;
+                float* qkv = b.put(normalHost(B * T * 3 * C, 70));
+                be.rope(qkv, B, T, H, D, 3 * C, 10000.0f, false);
+                be.rope(qkv + C, B, T, H, D, 3 * C, 10000.0f, false);
+                Outputs out{{"rotated", b.get(qkv, B * T * 3 * C)}};
+                float* other = b.put(normalHost(B * T * 3 * C, 71));
+                be.rope(other, B, T, H, D, 3 * C, 500000.0f, true);
+                out.emplace_back("inverse", b.get(other, B * T * 3 * C));
+                return out;
+            });
+        }
         for (const auto& [B, T, H, D] : std::vector<std::array<size_t, 4>>{{3, 20, 2, 8}, {2, 33, 4, 16}}) {
             const std::string name = "attention forward/backward, B=" + std::to_string(B) +
                                      " T=" + std::to_string(T) + " H=" + std::to_string(H);

@@ -114,8 +114,12 @@ void CudaBackend::rmsnormForward(float* out, float* rstd, const float* x, const 
     RELORA_OP("rmsnormForward");
     if (N == 0) return;
     // One warp per row, kThreads/32 rows per block.
+    const bool byFour = C % 4 == 0 && aligned16(x) && aligned16(w);
     withStorage(out, [&](auto* o) {
-        rmsnorm_forward_kernel<<<gridFor(N * 32), kThreads, 0, stream_>>>(o, rstd, x, w, N, C, eps);
+        if (byFour && reinterpret_cast<uintptr_t>(o) % (4 * sizeof(*o)) == 0)
+            rmsnorm_forward_kernel<float4><<<gridFor(N * 32), kThreads, 0, stream_>>>(o, rstd, x, w, N, C, eps);
+        else
+            rmsnorm_forward_kernel<float><<<gridFor(N * 32), kThreads, 0, stream_>>>(o, rstd, x, w, N, C, eps);
     });
     CUDA_CHECK_LAUNCH("rmsnorm_forward_kernel");
 }
@@ -175,9 +179,18 @@ void CudaBackend::rope(float* x, size_t B, size_t T, size_t H, size_t D, size_t 
     }
     const auto* tables = static_cast<const float*>(ropeTables_.ptr);
     const unsigned rows = static_cast<unsigned>(std::min<size_t>(B * T, 65535));
+    const float sign = inverse ? -1.0f : 1.0f;
     withStorage(x, [&](auto* v) {
-        rope_kernel<<<rows, kThreads, 0, stream_>>>(v, tables, tables + T * half, B, T, H, D, rowStride,
-                                                    inverse ? -1.0f : 1.0f);
+        // Four pairs a thread where every row's x1s and x2s stay aligned.
+        const bool byFour = half % 4 == 0 && rowStride % 4 == 0 &&
+                            reinterpret_cast<uintptr_t>(v) % (4 * sizeof(*v)) == 0;
+        // A block as wide as a row's work (whole warps), at most kThreads.
+        const size_t groups = H * half / (byFour ? 4 : 1);
+        const unsigned threads = static_cast<unsigned>(std::min<size_t>(kThreads, (groups + 31) / 32 * 32));
+        if (byFour)
+            rope_kernel<4><<<rows, threads, 0, stream_>>>(v, tables, tables + T * half, B, T, H, D, rowStride, sign);
+        else
+            rope_kernel<1><<<rows, threads, 0, stream_>>>(v, tables, tables + T * half, B, T, H, D, rowStride, sign);
     });
     CUDA_CHECK_LAUNCH("rope_kernel");
 }

@@ -1,5 +1,5 @@
-// RMSNorm (weight only): forward one warp per row; backward one warp per row
-// (float4 loads where rows allow) with dw accumulated deterministically: each
+// RMSNorm (weight only): forward and backward one warp per row (float4
+// loads where rows allow) with dw accumulated deterministically: each
 // block keeps per-warp column sums in shared memory, folds them in warp order
 // into partial(blocks, C), and a second kernel adds the block partials in a
 // fixed order into dw.
@@ -10,22 +10,36 @@
 
 namespace relora::gpu {
 
-// out(N,C) = x * rstd * w; rstd(N) = 1/sqrt(mean(x^2) + eps). One warp per row.
+// Per element of the forward pass: the sum of squares and x·r·w; for one
+// float and for four (float4 rows).
+__device__ inline float rmsSquares(float x) { return x * x; }
+__device__ inline float rmsSquares(float4 x) { return x.x * x.x + x.y * x.y + x.z * x.z + x.w * x.w; }
 template <typename Out>
+__device__ inline void rmsStore(Out* o, float x, float r, float w) { storeAs(o, x * r * w); }
+template <typename Out>
+__device__ inline void rmsStore(Out* o, float4 x, float r, float4 w) {
+    storeAs4(o, make_float4(x.x * r * w.x, x.y * r * w.y, x.z * r * w.z, x.w * r * w.w));
+}
+
+// out(N,C) = x * rstd * w; rstd(N) = 1/sqrt(mean(x^2) + eps). One warp per
+// row; Vec is float4 when C % 4 == 0 (rows 16-byte aligned), else float.
+template <typename Vec, typename Out>
 __global__ void rmsnorm_forward_kernel(Out* __restrict__ out, float* __restrict__ rstd,
                                        const float* __restrict__ x, const float* __restrict__ w,
                                        size_t N, size_t C, float eps) {
+    constexpr size_t kWidth = sizeof(Vec) / sizeof(float);
     const size_t warpsPerBlock = blockDim.x / 32;
-    const size_t lane = threadIdx.x & 31;
+    const size_t lane = threadIdx.x & 31, vecs = C / kWidth;
+    const Vec* wv = reinterpret_cast<const Vec*>(w);
     for (size_t n = blockIdx.x * warpsPerBlock + threadIdx.x / 32; n < N; n += gridDim.x * warpsPerBlock) {
-        const float* xr = x + n * C;
+        const Vec* xr = reinterpret_cast<const Vec*>(x + n * C);
         float ss = 0.0f;
-        for (size_t c = lane; c < C; c += 32) ss += xr[c] * xr[c];
+        for (size_t c = lane; c < vecs; c += 32) ss += rmsSquares(xr[c]);
         ss = warpSum(ss);
         const float r = 1.0f / sqrtf(ss / static_cast<float>(C) + eps);
         if (lane == 0) rstd[n] = r;
         Out* o = out + n * C;
-        for (size_t c = lane; c < C; c += 32) storeAs(o + c, xr[c] * r * w[c]);
+        for (size_t c = lane; c < vecs; c += 32) rmsStore(o + c * kWidth, xr[c], r, wv[c]);
     }
 }
 
