@@ -44,6 +44,16 @@ size_t baseParameterCount(const ModelSpec& s) {
     return 2 * V * C + L * (4 * C * C + 3 * C * F + 2 * C) + C;
 }
 
+size_t LlamaModel::headChunkRows(size_t N, size_t V, size_t headChunkElements) {
+    N = std::max<size_t>(N, 1);
+    size_t most = std::clamp<size_t>(headChunkElements / std::max<size_t>(V, 1), 1, N);
+    if (most >= N) return N;
+    if (most < 128) return most;
+    most -= most % 128;  // whole product tiles
+    const size_t chunks = (N + most - 1) / most, even = (N + chunks - 1) / chunks;
+    return std::min(most, (even + 127) / 128 * 128);
+}
+
 LlamaModel::LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch,
                        size_t headChunkElements)
     : backend_(backend), spec_(spec), maxBatch_(maxBatch) {
@@ -51,8 +61,7 @@ LlamaModel::LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch,
     const size_t V = static_cast<size_t>(spec.vocab), L = static_cast<size_t>(spec.layers);
     const size_t T = static_cast<size_t>(spec.context), H = static_cast<size_t>(spec.heads);
     const size_t N = maxBatch * T;
-    headChunkRows_ = std::clamp<size_t>(headChunkElements / std::max<size_t>(V, 1), 1, std::max<size_t>(N, 1));
-    if (headChunkRows_ >= 128 && headChunkRows_ < N) headChunkRows_ -= headChunkRows_ % 128;  // whole product tiles
+    headChunkRows_ = headChunkRows(N, V, headChunkElements);
 
     embed_ = &addParameter("model.embed_tokens.weight", V, C, alloc(V * C), alloc(V * C));
     layers_.resize(L);
@@ -83,7 +92,6 @@ LlamaModel::LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch,
     hf_ = alloc(N * C);
     rstdf_ = alloc(N);
     logits_ = allocOperand(headChunkRows_ * V);
-    dLogits_ = allocOperand(headChunkRows_ * V);
     losses_ = alloc(N);
     lossSum_ = alloc(1);
     dResid_ = alloc(N * C);
@@ -117,6 +125,8 @@ float* LlamaModel::allocOperand(size_t count) {
 }
 
 const float* LlamaModel::logits() const {
+    if (trainingForward_)
+        throw std::logic_error("the last forward was a training one: its logits were overwritten by their gradient");
     if (headChunks_ > 1)
         throw std::logic_error("the last forward's logits were computed in " + std::to_string(headChunks_) +
                                " chunks; only the last chunk is kept");
@@ -282,17 +292,18 @@ void LlamaModel::forward(const int32_t* tokens, const int32_t* targets, size_t b
     }
     be.rmsnormForward(hf_, rstdf_, resid_.back(), finalNorm_->value, N, C, spec_.normEps);
     headChunks_ = 0;
+    trainingForward_ = training;
     for (size_t row = 0; row < N; row += headChunkRows_, ++headChunks_) {
         const size_t rows = std::min(headChunkRows_, N - row);
         const float* h = hf_ + row * C;
         be.gemm(false, true, rows, V, C, 1.0f, h, C, head_->value, C, 0.0f, logits_, V);
-        be.crossEntropy(training ? dLogits_ : nullptr, losses_ + row, logits_, targets + row, rows, V,
+        be.crossEntropy(training ? logits_ : nullptr, losses_ + row, logits_, targets + row, rows, V,
                         1.0f / static_cast<float>(N));
         if (!training) continue;
-        // dLogits_ holds d(mean loss)/d(logits) of these rows.
+        // logits_ now holds d(mean loss)/d(logits) of these rows.
         if (head_->trainable)
-            be.gemm(true, false, V, C, rows, 1.0f, dLogits_, V, h, C, row == 0 ? 0.0f : 1.0f, head_->grad, C);
-        be.gemm(false, false, rows, C, V, 1.0f, dLogits_, V, head_->value, C, 0.0f, dH_ + row * C, C);
+            be.gemm(true, false, V, C, rows, 1.0f, logits_, V, h, C, row == 0 ? 0.0f : 1.0f, head_->grad, C);
+        be.gemm(false, false, rows, C, V, 1.0f, logits_, V, head_->value, C, 0.0f, dH_ + row * C, C);
     }
     be.sum(lossSum_, losses_, N);
 }

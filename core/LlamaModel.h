@@ -6,9 +6,10 @@
 // layer (the largest saved activation after gate|up, for one cheap pass).
 //
 // The output head and the cross entropy run over row chunks of at most
-// headChunkElements logits: in a training forward each chunk's gradient goes
-// straight into the head's weight gradient and d(loss)/d(final norm output),
-// so the (N, V) logits never exist at once (2 GiB at 60M, batch 32 × 512).
+// headChunkElements logits: in a training forward each chunk's gradient
+// (written over its logits) goes straight into the head's weight gradient
+// and d(loss)/d(final norm output), so the (N, V) logits never exist at once
+// (2 GiB at 60M, batch 32 × 512).
 #pragma once
 
 #include "core/Backend.h"
@@ -32,11 +33,16 @@ struct LoRAConfig {
 
 class LlamaModel {
 public:
-    // 1536 rows at a 32000 vocabulary: 188 MiB of fp32 logits and 94 MiB
-    // of bf16 gradient, against 2 GiB for the whole batch of 32 × 512.
-    // Halving it costs 5 % of a 60M step: the head's dX product then has
-    // too few output tiles to fill the GPU.
-    static constexpr size_t kHeadChunkElements = size_t{48} << 20;
+    // At a 32000 vocabulary, six chunks of 2816 rows for a batch of 32 × 512:
+    // one 172 MiB bf16 buffer for a chunk's logits and then their gradient,
+    // against 1 GiB for the whole batch. Smaller chunks cost time: the head's
+    // dX product has fewer output tiles to fill the GPU with, and the weight
+    // gradient (fp32, read and written by every chunk) is accumulated more
+    // often.
+    static constexpr size_t kHeadChunkElements = size_t{96} << 20;
+    // Rows per head chunk for N rows of V logits: the chunks as even as
+    // whole 128-row product tiles allow, each at most headChunkElements.
+    static size_t headChunkRows(size_t N, size_t V, size_t headChunkElements);
 
     LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch,
                size_t headChunkElements = kHeadChunkElements);
@@ -63,8 +69,9 @@ public:
     // parameter (overwritten, not accumulated across calls).
     void backward();
 
-    // (B*T, V) logits of the last forward(); only when they fit one head
-    // chunk (small models, tests): throws otherwise.
+    // (B*T, V) logits of the last forward(); only when it was not a training
+    // one (that writes the gradient over them) and they fit one head chunk
+    // (small models, tests): throws otherwise.
     const float* logits() const;
     const float* lossSum() const { return lossSum_; }  // one float on the backend
     size_t tokensPerBatch(size_t batch) const { return batch * spec_.context; }
@@ -113,11 +120,11 @@ private:
 
     size_t batch_ = 0;
     size_t headChunks_ = 0;            // chunks the last forward() used
+    bool trainingForward_ = false;     // whether the last forward() was a training one
     const int32_t* tokens_ = nullptr;
     std::vector<float*> resid_;        // L+1 residual streams (N, C)
-    // logits_, dLogits_: (headChunkRows_, V), one chunk
-    float *hf_ = nullptr, *rstdf_ = nullptr, *logits_ = nullptr, *dLogits_ = nullptr,
-          *losses_ = nullptr, *lossSum_ = nullptr;
+    // logits_: (headChunkRows_, V), one chunk, then its gradient
+    float *hf_ = nullptr, *rstdf_ = nullptr, *logits_ = nullptr, *losses_ = nullptr, *lossSum_ = nullptr;
     float *dResid_ = nullptr, *dH_ = nullptr, *dQkv_ = nullptr, *dAtt_ = nullptr,
           *dGu_ = nullptr, *dAct_ = nullptr;
     float* act_ = nullptr;             // (N, F) SwiGLU output of the layer at hand

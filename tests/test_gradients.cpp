@@ -65,6 +65,8 @@ class TestGradients : public QObject {
 private slots:
     void matchesFiniteDifferences_data();
     void matchesFiniteDifferences();
+    void headChunkRows_data();
+    void headChunkRows();
 };
 
 void TestGradients::matchesFiniteDifferences_data() {
@@ -134,6 +136,29 @@ void TestGradients::matchesFiniteDifferences() {
     // adds two factors per target.
     const int expected = method == "full" ? 2 + 2 * (2 + 7) + 1 : 2 + 2 * 2 + 1 + 2 * 7 * 2;
     QCOMPARE(checked, expected);
+}
+
+void TestGradients::headChunkRows_data() {
+    QTest::addColumn<qulonglong>("N");
+    QTest::addColumn<qulonglong>("V");
+    QTest::addColumn<qulonglong>("elements");
+    QTest::addColumn<qulonglong>("rows");
+    QTest::newRow("60m, batch 32 x 512: six even chunks")
+        << 16384ull << 32000ull << qulonglong(LlamaModel::kHeadChunkElements) << 2816ull;
+    QTest::newRow("the whole batch fits") << 1000ull << 300ull << qulonglong(LlamaModel::kHeadChunkElements) << 1000ull;
+    QTest::newRow("under one tile: as many rows as fit") << 1000ull << 32ull << 1024ull << 32ull;
+    QTest::newRow("whole tiles, even already") << 4096ull << 1000ull << 1024000ull << 1024ull;
+    QTest::newRow("300 rows fit: four chunks of 256") << 1000ull << 1ull << 300ull << 256ull;
+}
+
+void TestGradients::headChunkRows() {
+    QFETCH(qulonglong, N);
+    QFETCH(qulonglong, V);
+    QFETCH(qulonglong, elements);
+    QFETCH(qulonglong, rows);
+    const size_t got = LlamaModel::headChunkRows(N, V, elements);
+    QCOMPARE(qulonglong(got), rows);
+    QVERIFY(got == N || got * V <= elements);  // a chunk never exceeds its budget
 }
 
 QTEST_GUILESS_MAIN(TestGradients)

@@ -40,7 +40,7 @@ double flopsPerToken(const RunSpec& spec, bool lowRank) {
 // the norms' 1/rms, the attention state (B·H·T² probabilities, or B·H·T
 // with the flash kernels of the bf16 mode) and the backward pass's residual
 // gradients; as operand buffers (Backend::allocateOperand) the other saved
-// activations, N·(6C + 2F) per layer, one chunk of logits and its gradient,
+// activations, N·(6C + 2F) per layer, one chunk of logits (then its gradient),
 // and the other work buffers.
 struct ActivationFloats {
     double fp32 = 0, operand = 0;
@@ -49,11 +49,12 @@ struct ActivationFloats {
 ActivationFloats activationFloats(const RunSpec& spec, bool bf16Activations) {
     const ModelSpec& m = spec.model;
     const double B = spec.train.batch, T = m.context, C = m.dModel, F = m.dFF, N = B * T, V = m.vocab;
-    const double headRows = std::clamp(std::floor(LlamaModel::kHeadChunkElements / V), 1.0, N);
+    const double headRows = static_cast<double>(LlamaModel::headChunkRows(
+        static_cast<size_t>(N), static_cast<size_t>(V), LlamaModel::kHeadChunkElements));
     const double state = bf16Activations ? B * m.heads * T : B * m.heads * T * T;
     ActivationFloats a;
     a.fp32 = m.layers * (N * C + 2 * N + state) + (m.layers + 1) * N * C + N * (3 * C + 2);
-    a.operand = m.layers * N * (6 * C + 2 * F) + N * (4 * C + 4 * F) + 2 * headRows * V;
+    a.operand = m.layers * N * (6 * C + 2 * F) + N * (4 * C + 4 * F) + headRows * V;
     return a;
 }
 
