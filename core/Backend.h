@@ -68,8 +68,8 @@ public:
     // (The logits are one too: PyTorch's autocast also keeps them in bf16.)
     // Pointers into it (column blocks, row offsets) are fine. Only these ops
     // take one: gemm (A, B and C), copy (dst), axpy (y), rmsnormForward
-    // (out), rope (x), attentionForward (out, qkv), attentionBackward (every
-    // pointer but state), swigluForward (out, gu), swigluBackward (all three),
+    // (out), rmsnormBackward (dout), rope (x), attentionForward (out, qkv), attentionBackward (every
+    // pointer but state), swigluForward (out, gu), swigluBackward (all four),
     // crossEntropy (logits, dlogits), multiply (a) and download. The default
     // is allocate().
     virtual float* allocateOperand(size_t count) { return allocate(count); }
@@ -151,9 +151,11 @@ public:
     }
     // out(N,F) = silu(gate) * up, with gu(N,2F) = gate|up per token.
     virtual void swigluForward(float* out, const float* gu, size_t N, size_t F) = 0;
-    // dgu(N,2F) from dout(N,F) (overwritten)
+    // dgu(N,2F) from dout(N,F) (overwritten). out(N,F), when not null (and
+    // stored as dgu is), receives swigluForward's output again, computed as it does:
+    // the backward pass remakes the activation in the same read of gu.
     virtual void swigluBackward(float* dgu, const float* dout, const float* gu,
-                                size_t N, size_t F) = 0;
+                                size_t N, size_t F, float* out) = 0;
     // Cross entropy of logits(N,V) against targets(N): losses(N). When dlogits
     // is not null it receives gradScale · d(loss_n)/d(logits) (it may alias
     // logits: the softmax is never stored separately).

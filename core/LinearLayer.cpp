@@ -54,9 +54,40 @@ void FusedLinear::forward(Backend& be, const float* x, float* y, size_t N, const
 
 void FusedLinear::backward(Backend& be, const float* dy, const float* x, float* dx, size_t N,
                            float beta) const {
+    backwardInput(be, dy, dx, N, beta);
+    backwardWeights(be, dy, x, N);
+}
+
+void FusedLinear::backwardInput(Backend& be, const float* dy, float* dx, size_t N, float beta) const {
     const size_t R = loraRows;
     be.gemm(false, false, N, in, outTotal, 1.0f, dy, outTotal, effective ? effective : weight, in,
             beta, dx, in);
+    // du = s · dy B
+    for (const auto& part : parts)
+        if (const LoRAAdapter* a = part.lora.get())
+            be.gemm(false, false, N, a->rank, part.out, a->scale, dy + part.outOffset, outTotal, a->B->value,
+                    a->rank, 0.0f, du + a->offset, R);
+    // dy·(W + sBA) above already holds the adapters' share of dx.
+    if (effective) return;
+    // Otherwise dx += du A, masked where the adapter had dropout; the masked
+    // input's own use (dA = duᵀ x̃) comes first, as its buffer is reused.
+    for (const auto& part : parts) {
+        const LoRAAdapter* a = part.lora.get();
+        if (!a) continue;
+        const float* dua = du + a->offset;
+        if (a->dropout > 0.0f) {
+            be.gemm(true, false, a->rank, in, N, 1.0f, dua, R, a->xDropped, in, 0.0f, a->A->grad, in);
+            be.gemm(false, false, N, in, a->rank, 1.0f, dua, R, a->A->value, in, 0.0f, a->xDropped, in);
+            be.multiply(a->xDropped, a->xDropped, a->mask, N * in);
+            be.axpy(dx, 1.0f, a->xDropped, N * in);
+        } else {
+            be.gemm(false, false, N, in, a->rank, 1.0f, dua, R, a->A->value, in, 1.0f, dx, in);
+        }
+    }
+}
+
+void FusedLinear::backwardWeights(Backend& be, const float* dy, const float* x, size_t N) const {
+    const size_t R = loraRows;
     if (allPartsTrainable()) {
         be.gemm(true, false, outTotal, in, N, 1.0f, dy, outTotal, x, in, 0.0f, grad, in);
     } else {
@@ -65,39 +96,21 @@ void FusedLinear::backward(Backend& be, const float* dy, const float* x, float* 
                 be.gemm(true, false, part.out, in, N, 1.0f, dy + part.outOffset, outTotal, x, in,
                         0.0f, part.weight->grad, in);
     }
-    // dB = s · dyᵀ u ;  du = s · dy B
-    for (const auto& part : parts) {
-        const LoRAAdapter* a = part.lora.get();
-        if (!a) continue;
-        const float* dyPart = dy + part.outOffset;
-        be.gemm(true, false, part.out, a->rank, N, a->scale, dyPart, outTotal, u + a->offset, R,
-                0.0f, a->B->grad, a->rank);
-        be.gemm(false, false, N, a->rank, part.out, a->scale, dyPart, outTotal, a->B->value,
-                a->rank, 0.0f, du + a->offset, R);
-    }
+    // dB = s · dyᵀ u
+    for (const auto& part : parts)
+        if (const LoRAAdapter* a = part.lora.get())
+            be.gemm(true, false, part.out, a->rank, N, a->scale, dy + part.outOffset, outTotal, u + a->offset,
+                    R, 0.0f, a->B->grad, a->rank);
+    // dA = duᵀ x: for the whole stack, or per adapter without dropout
+    // (backwardInput took those with dropout).
     if (effective) {
-        // dA = duᵀ x for the whole stack; dy·(W + sBA) above already holds
-        // the adapters' share of dx.
         if (R) be.gemm(true, false, R, in, N, 1.0f, du, R, x, in, 0.0f, loraAGrad, in);
         return;
     }
-    // With dropout every adapter saw its own masked input:
-    // dA = duᵀ x̃ ;  dx += (du A) ⊙ mask
     for (const auto& part : parts) {
         const LoRAAdapter* a = part.lora.get();
-        if (!a) continue;
-        const float* dua = du + a->offset;
-        const bool dropped = a->dropout > 0.0f;
-        be.gemm(true, false, a->rank, in, N, 1.0f, dua, R, dropped ? a->xDropped : x, in, 0.0f,
-                a->A->grad, in);
-        if (dropped) {
-            // The masked input is no longer needed: reuse it for du·A.
-            be.gemm(false, false, N, in, a->rank, 1.0f, dua, R, a->A->value, in, 0.0f, a->xDropped, in);
-            be.multiply(a->xDropped, a->xDropped, a->mask, N * in);
-            be.axpy(dx, 1.0f, a->xDropped, N * in);
-        } else {
-            be.gemm(false, false, N, in, a->rank, 1.0f, dua, R, a->A->value, in, 1.0f, dx, in);
-        }
+        if (a && a->dropout <= 0.0f)
+            be.gemm(true, false, a->rank, in, N, 1.0f, du + a->offset, R, x, in, 0.0f, a->A->grad, in);
     }
 }
 

@@ -67,6 +67,11 @@ public:
     // forward() on the same x.
     void backward(Backend& be, const float* dy, const float* x, float* dx, size_t N,
                   float beta) const;
+    // backward() in two halves, for a caller that makes x in between: the
+    // first needs no x (dx, and the adapters' du), the second gives the
+    // weight and adapter gradients from x.
+    void backwardInput(Backend& be, const float* dy, float* dx, size_t N, float beta) const;
+    void backwardWeights(Backend& be, const float* dy, const float* x, size_t N) const;
     bool allPartsTrainable() const;
     bool anyPartTrainable() const;
 };

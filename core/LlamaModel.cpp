@@ -95,7 +95,7 @@ LlamaModel::LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch,
     losses_ = alloc(N);
     lossSum_ = alloc(1);
     dResid_ = alloc(N * C);
-    dH_ = alloc(N * C);
+    dH_ = allocOperand(N * C);  // written by products, read by a norm's backward
     dQkv_ = allocOperand(N * 3 * C);
     dAtt_ = allocOperand(N * C);
     dGu_ = allocOperand(N * 2 * F);
@@ -325,11 +325,13 @@ void LlamaModel::backward() {
     for (size_t l = layers_.size(); l-- > 0;) {
         Layer& ly = layers_[l];
         // x_out = x_mid + down(swiglu(gate_up(norm(x_mid))))
-        // SwiGLU's output again rather than kept per layer: one cheap
-        // element-wise pass instead of (N, F) saved values in every layer.
-        be.swigluForward(act_, ly.gu, N, F);
-        ly.down.backward(be, dResid_, act_, dAct_, N, 0.0f);
-        be.swigluBackward(dGu_, dAct_, ly.gu, N, F);
+        // SwiGLU's output is made again rather than kept per layer, (N, F)
+        // values in every layer: by the pass that takes SwiGLU's gradient,
+        // between the two halves of down's backward (only its weight
+        // gradients need the activation).
+        ly.down.backwardInput(be, dResid_, dAct_, N, 0.0f);
+        be.swigluBackward(dGu_, dAct_, ly.gu, N, F, act_);
+        ly.down.backwardWeights(be, dResid_, act_, N);
         ly.gateUp.backward(be, dGu_, ly.h2, dH_, N, 0.0f);
         be.rmsnormBackward(dResid_, ly.mlpNorm->grad, dH_, ly.xMid, ly.mlpNorm->value, ly.rstd2, N, C);
         // x_mid = x_in + o(attention(rope(qkv(norm(x_in)))))

@@ -464,8 +464,8 @@ private:
         }, true);
         // Operand buffers (bf16 on the CUDA backend): written by the norm,
         // SwiGLU and the cross entropy's gradient, read by products (as A
-        // and as B, also below the size where fp32 operands are converted)
-        // and by the dropout mask's multiply.
+        // and as B, also below the size where fp32 operands are converted),
+        // by the dropout mask's multiply and by the norm's backward.
         opCheck("bf16 mode: operand buffers written by norm, SwiGLU, cross entropy, read by products", 2e-2,
                 [](Backend& be) {
             Buffers b(be);
@@ -513,17 +513,27 @@ private:
             be.swigluForward(act2, gu2, N, F);
             float* dgu = b.operand(N * 2 * F);
             const float* dact = b.put(normalHost(N * F, 66));
-            be.swigluBackward(dgu, dact, gu2, N, F);
+            float* actAgain = b.operand(N * F);
+            be.swigluBackward(dgu, dact, gu2, N, F, actAgain);
             float* dwUp = b.zeros(n * C);
             be.gemm(true, false, n, C, N, 1.0f, dgu + F, 2 * F, h, C, 0.0f, dwUp, C);
+            // The norm's backward from an incoming gradient in an operand buffer.
+            float* dh = b.operand(N * C);
+            be.copy(dh, b.put(normalHost(N * C, 68)), N * C);
+            float* dxNorm = b.put(normalHost(N * C, 69));
+            float* dwNorm = b.zeros(C);
+            be.rmsnormBackward(dxNorm, dwNorm, dh, x, w, rstd, N, C);
             return Outputs{{"norm", b.get(h, N * C)},      {"swiglu", b.get(act, N * F)},
                            {"dlogits", b.get(dlogits, N * V)}, {"losses", b.get(losses, N)},
                            {"dlogits of operand logits", b.get(dlogitsOp, N * V)},
                            {"losses of operand logits", b.get(lossesOp, N)},
                            {"h·wᵀ", b.get(y, N * n)},        {"gᵀ·h", b.get(dwh, n * C)},
                            {"act·wᵀ", b.get(yf, N * n)},     {"gᵀ·dlogits", b.get(dv, n * V)},
+                           {"norm backward of operand dout: dx", b.get(dxNorm, N * C)},
+                           {"norm backward of operand dout: dw", b.get(dwNorm, C)},
                            {"h ⊙ x", b.get(masked, N * C)},  {"product into gate|up", b.get(gu2, N * 2 * F)},
                            {"swiglu of it", b.get(act2, N * F)}, {"swiglu backward", b.get(dgu, N * 2 * F)},
+                           {"swiglu backward's activation", b.get(actAgain, N * F)},
                            {"dup block ᵀ·h", b.get(dwUp, n * C)}};
         }, true);
         // qkv and the attention output as operand buffers: rope in place,
@@ -638,8 +648,12 @@ private:
                 be.swigluForward(out, gu, N, F);
                 float* dgu = b.put(normalHost(N * 2 * F, 91));
                 const float* dout = b.put(normalHost(N * F, 92));
-                be.swigluBackward(dgu, dout, gu, N, F);
-                return Outputs{{"out", b.get(out, N * F)}, {"dgu", b.get(dgu, N * 2 * F)}};
+                be.swigluBackward(dgu, dout, gu, N, F, nullptr);
+                float* dgu2 = b.zeros(N * 2 * F);
+                float* again = b.put(normalHost(N * F, 93));
+                be.swigluBackward(dgu2, dout, gu, N, F, again);
+                return Outputs{{"out", b.get(out, N * F)}, {"dgu", b.get(dgu, N * 2 * F)},
+                               {"dgu, making out too", b.get(dgu2, N * 2 * F)}, {"out again", b.get(again, N * F)}};
             });
         }
         // Rows held in registers, float4 rows too long for that, the scalar fallback.

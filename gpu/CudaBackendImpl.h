@@ -96,8 +96,8 @@ public:
     // bf16 mode and a head width the flash kernels are built for.
     bool flashAttention(size_t D) const { return bf16_ && (D == 32 || D == 64); }
     void swigluForward(float* out, const float* gu, size_t N, size_t F) override;
-    void swigluBackward(float* dgu, const float* dout, const float* gu,
-                        size_t N, size_t F) override;
+    void swigluBackward(float* dgu, const float* dout, const float* gu, size_t N, size_t F,
+                        float* out) override;
     void crossEntropy(float* dlogits, float* losses, const float* logits,
                       const int32_t* targets, size_t N, size_t V, float gradScale) override;
     void sum(float* out, const float* x, size_t n) override;

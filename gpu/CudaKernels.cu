@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 namespace relora::gpu {
 
@@ -143,12 +144,16 @@ void CudaBackend::rmsnormBackward(float* dx, float* dw, const float* dout, const
     auto* partial = static_cast<float*>(ensure(rmsPartials_, blocks * C * sizeof(float)));
     const dim3 grid(static_cast<unsigned>(blocks)), block(static_cast<unsigned>(warps * 32));
     const size_t shared = warps * C * sizeof(float);
-    if (C % 4 == 0 && aligned16(dx) && aligned16(dout) && aligned16(x) && aligned16(w))
-        rmsnorm_backward_kernel<float4><<<grid, block, shared, stream_>>>(dx, partial, dout, x, w, rstd, N, C,
-                                                                         rowsPerBlock);
-    else
-        rmsnorm_backward_kernel<float><<<grid, block, shared, stream_>>>(dx, partial, dout, x, w, rstd, N, C,
-                                                                        rowsPerBlock);
+    const bool byFour = C % 4 == 0 && aligned16(dx) && aligned16(x) && aligned16(w);
+    // dout in bf16 when the products before the norm write an operand buffer.
+    withStorage(dout, [&](const auto* g) {
+        if (byFour && reinterpret_cast<uintptr_t>(g) % (4 * sizeof(*g)) == 0)
+            rmsnorm_backward_kernel<float4><<<grid, block, shared, stream_>>>(dx, partial, g, x, w, rstd, N, C,
+                                                                             rowsPerBlock);
+        else
+            rmsnorm_backward_kernel<float><<<grid, block, shared, stream_>>>(dx, partial, g, x, w, rstd, N, C,
+                                                                            rowsPerBlock);
+    });
     CUDA_CHECK_LAUNCH("rmsnorm_backward_kernel");
     rmsnorm_dw_reduce_kernel<<<static_cast<unsigned>((C + 31) / 32), 256, 0, stream_>>>(dw, partial, blocks, C);
     CUDA_CHECK_LAUNCH("rmsnorm_dw_reduce_kernel");
@@ -209,16 +214,22 @@ void CudaBackend::swigluForward(float* out, const float* gu, size_t N, size_t F)
     CUDA_CHECK_LAUNCH("swiglu_forward_kernel");
 }
 
-void CudaBackend::swigluBackward(float* dgu, const float* dout, const float* gu, size_t N, size_t F) {
+void CudaBackend::swigluBackward(float* dgu, const float* dout, const float* gu, size_t N, size_t F, float* out) {
     RELORA_OP("swigluBackward");
     if (N * F == 0) return;
+    if (out && (storedBf16(out) != nullptr) != (storedBf16(dgu) != nullptr))
+        throw std::logic_error("swigluBackward: the activation and the gradient must have the same storage");
     const unsigned blocks = static_cast<unsigned>(std::min<size_t>(N, 65535));
-    const bool vec4 = F % 4 == 0 && aligned16(dgu) && aligned16(dout) && aligned16(gu);
+    const bool vec4 = F % 4 == 0 && aligned16(dgu) && aligned16(dout) && aligned16(gu) && (!out || aligned16(out));
     withStorage(dgu, [&](auto* d) {
+        using Grad = std::remove_pointer_t<decltype(d)>;
+        Grad* o = nullptr;
+        if constexpr (std::is_same_v<Grad, float>) o = out;
+        else o = out ? storedBf16(out) : nullptr;
         withStorage(gu, [&](const auto* g) {
             withStorage(dout, [&](const auto* dy) {
-                if (vec4) swiglu_backward_kernel<true><<<blocks, kThreads, 0, stream_>>>(d, dy, g, N, F);
-                else swiglu_backward_kernel<false><<<blocks, kThreads, 0, stream_>>>(d, dy, g, N, F);
+                if (vec4) swiglu_backward_kernel<true><<<blocks, kThreads, 0, stream_>>>(d, o, dy, g, N, F);
+                else swiglu_backward_kernel<false><<<blocks, kThreads, 0, stream_>>>(d, o, dy, g, N, F);
             });
         });
     });

@@ -250,7 +250,7 @@ void CpuBackend::swigluForward(float* out, const float* gu, size_t N, size_t F) 
 }
 
 void CpuBackend::swigluBackward(float* dgu, const float* dout, const float* gu, size_t N,
-                                size_t F) {
+                                size_t F, float* out) {
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; ++n) {
         const float* g = gu + n * 2 * F;
@@ -264,6 +264,8 @@ void CpuBackend::swigluBackward(float* dgu, const float* dout, const float* gu, 
             dg[f] = d[f] * u[f] * sig * (1.0f + g[f] * (1.0f - sig));
             du[f] = d[f] * silu;
         }
+        if (out)  // exactly as swigluForward computes it
+            for (size_t f = 0; f < F; ++f) out[n * F + f] = g[f] / (1.0f + std::exp(-g[f])) * u[f];
     }
 }
 

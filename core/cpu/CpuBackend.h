@@ -56,8 +56,8 @@ public:
     void attentionBackward(float* dqkv, const float* dout, const float* out, const float* probs,
                            const float* qkv, size_t B, size_t T, size_t H, size_t D) override;
     void swigluForward(float* out, const float* gu, size_t N, size_t F) override;
-    void swigluBackward(float* dgu, const float* dout, const float* gu,
-                        size_t N, size_t F) override;
+    void swigluBackward(float* dgu, const float* dout, const float* gu, size_t N, size_t F,
+                        float* out) override;
     void crossEntropy(float* dlogits, float* losses, const float* logits,
                       const int32_t* targets, size_t N, size_t V, float gradScale) override;
     void sum(float* out, const float* x, size_t n) override;

@@ -60,14 +60,22 @@ __device__ inline void rmsStep(float4& d, float4& dwSum, float4 g, float4 x, flo
     rmsStep(d.w, dwSum.w, g.w, x.w, w.w, r, k);
 }
 
+// Element c of a row as Vec: four values from c·4, or the one at c.
+template <typename Vec, typename Elem>
+__device__ inline Vec loadVec(const Elem* row, size_t c) {
+    if constexpr (sizeof(Vec) == sizeof(float4)) return loadAs4(row + 4 * c);
+    else return loadAsFloat(row + c);
+}
+
 // dx(N,C) += r·w·g − r³·(Σ g·w·x)/C · x ;  partial(gridDim.x, C) = this
 // block's Σ over its rows of g·x·r. Rows are split into contiguous chunks per
 // block; warp k of a block takes rows k, k+W, ... of its chunk. Vec is float4
-// when C % 4 == 0 (every row then starts 16-byte aligned), else float.
+// when C % 4 == 0 (every row then starts 16-byte aligned), else float. The
+// incoming gradient g = dout is fp32 or bf16 (an operand buffer).
 // Dynamic shared memory: (blockDim.x/32) * C floats.
-template <typename Vec>
+template <typename Vec, typename G>
 __global__ void rmsnorm_backward_kernel(float* __restrict__ dx, float* __restrict__ partial,
-                                        const float* __restrict__ dout, const float* __restrict__ x,
+                                        const G* __restrict__ dout, const float* __restrict__ x,
                                         const float* __restrict__ w, const float* __restrict__ rstd,
                                         size_t N, size_t C, size_t rowsPerBlock) {
     extern __shared__ float dwShared[];  // (warps, C)
@@ -81,16 +89,16 @@ __global__ void rmsnorm_backward_kernel(float* __restrict__ dx, float* __restric
     const size_t r1 = min(N, r0 + rowsPerBlock);
     for (size_t n = r0 + warp; n < r1; n += warps) {
         const Vec* xr = reinterpret_cast<const Vec*>(x + n * C);
-        const Vec* g = reinterpret_cast<const Vec*>(dout + n * C);
+        const G* g = dout + n * C;
         const float r = rstd[n];
         float dot = 0.0f;
-        for (size_t c = lane; c < vecs; c += 32) dot += rmsDot(g[c], wv[c], xr[c]);
+        for (size_t c = lane; c < vecs; c += 32) dot += rmsDot(loadVec<Vec>(g, c), wv[c], xr[c]);
         dot = warpSum(dot);
         const float k = r * r * r * dot / static_cast<float>(C);
         Vec* d = reinterpret_cast<Vec*>(dx + n * C);
         for (size_t c = lane; c < vecs; c += 32) {
             Vec dc = d[c];
-            rmsStep(dc, dwWarp[c], g[c], xr[c], wv[c], r, k);
+            rmsStep(dc, dwWarp[c], loadVec<Vec>(g, c), xr[c], wv[c], r, k);
             d[c] = dc;
         }
     }

@@ -37,9 +37,12 @@ __global__ void swiglu_forward_kernel(Out* __restrict__ out, const In* __restric
     }
 }
 
-// dgu(N,2F) from dout(N,F) (overwritten): d gate = d·u·σ(g)(1 + g(1−σ(g))), d up = d·silu(g)
+// dgu(N,2F) from dout(N,F) (overwritten): d gate = d·u·σ(g)(1 + g(1−σ(g))), d up = d·silu(g).
+// out(N,F), when not null, receives the forward's output again, computed as
+// the forward computes it: the pass that reads gu for the gradient also
+// remakes the activation, rather than a forward pass of its own.
 template <bool Vec4, typename Grad, typename In, typename DOut>
-__global__ void swiglu_backward_kernel(Grad* __restrict__ dgu, const DOut* __restrict__ dout,
+__global__ void swiglu_backward_kernel(Grad* __restrict__ dgu, Grad* __restrict__ out, const DOut* __restrict__ dout,
                                        const In* __restrict__ gu, size_t N, size_t F) {
     for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
         const In* gate = gu + n * 2 * F;
@@ -47,6 +50,7 @@ __global__ void swiglu_backward_kernel(Grad* __restrict__ dgu, const DOut* __res
         const DOut* d = dout + n * F;
         Grad* dgate = dgu + n * 2 * F;
         Grad* dup = dgate + F;
+        Grad* o = out ? out + n * F : nullptr;
         if (Vec4) {
             for (size_t f = 4 * threadIdx.x; f < F; f += 4 * blockDim.x) {
                 const float4 g = loadAs4(gate + f), u = loadAs4(up + f), df = loadAs4(d + f);
@@ -54,12 +58,15 @@ __global__ void swiglu_backward_kernel(Grad* __restrict__ dgu, const DOut* __res
                              z = swigluGrad(g.z, u.z, df.z), w = swigluGrad(g.w, u.w, df.w);
                 storeAs4(dgate + f, make_float4(x.x, y.x, z.x, w.x));
                 storeAs4(dup + f, make_float4(x.y, y.y, z.y, w.y));
+                if (o) storeAs4(o + f, make_float4(silu(g.x) * u.x, silu(g.y) * u.y, silu(g.z) * u.z, silu(g.w) * u.w));
             }
         } else {
             for (size_t f = threadIdx.x; f < F; f += blockDim.x) {
-                const float2 r = swigluGrad(loadAsFloat(gate + f), loadAsFloat(up + f), loadAsFloat(d + f));
+                const float g = loadAsFloat(gate + f), u = loadAsFloat(up + f);
+                const float2 r = swigluGrad(g, u, loadAsFloat(d + f));
                 storeAs(dgate + f, r.x);
                 storeAs(dup + f, r.y);
+                if (o) storeAs(o + f, silu(g) * u);
             }
         }
     }

@@ -39,7 +39,7 @@ double flopsPerToken(const RunSpec& spec, bool lowRank) {
 // The buffers LlamaModel keeps for a batch: in float32 the residual streams,
 // the norms' 1/rms, the attention state (B·H·T² probabilities, or B·H·T
 // with the flash kernels of the bf16 mode) and the backward pass's residual
-// gradients; as operand buffers (Backend::allocateOperand) the other saved
+// gradient; as operand buffers (Backend::allocateOperand) the other saved
 // activations, N·(6C + 2F) per layer, one chunk of logits (then its gradient),
 // and the other work buffers.
 struct ActivationFloats {
@@ -53,8 +53,8 @@ ActivationFloats activationFloats(const RunSpec& spec, bool bf16Activations) {
         static_cast<size_t>(N), static_cast<size_t>(V), LlamaModel::kHeadChunkElements));
     const double state = bf16Activations ? B * m.heads * T : B * m.heads * T * T;
     ActivationFloats a;
-    a.fp32 = m.layers * (N * C + 2 * N + state) + (m.layers + 1) * N * C + N * (3 * C + 2);
-    a.operand = m.layers * N * (6 * C + 2 * F) + N * (4 * C + 4 * F) + headRows * V;
+    a.fp32 = m.layers * (N * C + 2 * N + state) + (m.layers + 1) * N * C + N * (2 * C + 2);
+    a.operand = m.layers * N * (6 * C + 2 * F) + N * (5 * C + 4 * F) + headRows * V;
     return a;
 }
 
