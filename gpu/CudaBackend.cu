@@ -378,10 +378,10 @@ void CudaBackend::product(bool transA, bool transB, size_t M, size_t N, size_t K
     // bf16 mode: both operands rounded to bf16 by our own kernel (or taken
     // from the operand cache) and given to cuBLASLt as bf16 (fp32
     // accumulation and output). Products with a huge fp32 operand keep
-    // cuBLAS's own conversion rather than a copy of that size, and so do
-    // products of two small operands (LoRA's fold W + s·B·A), where two
-    // conversion launches would cost more than the product. Operand buffers
-    // are bf16 already, as operands and as the output.
+    // cuBLAS's own conversion rather than a copy of that size. Products of
+    // two small operands (LoRA's fold W + s·B·A), where two conversion
+    // launches would cost more than the product, run in TF32. Operand
+    // buffers are bf16 already, as operands and as the output.
     const size_t rowsA = transA ? K : M, colsA = transA ? M : K;
     const size_t rowsB = transB ? N : K, colsB = transB ? K : N;
     const size_t sizeA = rowsA * colsA, sizeB = rowsB * colsB;
@@ -398,13 +398,17 @@ void CudaBackend::product(bool transA, bool transB, size_t M, size_t N, size_t K
                     a16, toInt(lda16, "lda"), beta, addendD, storedC ? static_cast<void*>(storedC) : C,
                     toInt(ldc, "ldc"), storedC ? CUDA_R_16BF : CUDA_R_32F);
     } else {
+        // TF32 tensor cores take two small fp32 operands (LoRA's fold,
+        // ReLoRA's merge, ΔW for the spectra) as they are, in one launch.
+        const cublasComputeType_t compute =
+            bf16_ && std::max(sizeA, sizeB) <= kMinConvert ? CUBLAS_COMPUTE_32F_FAST_TF32 : computeType_;
         if (addend != C)  // cuBLAS has no separate addend: copy it into C, rows of N
             CUDA_CHECK(cudaMemcpy2DAsync(C, ldc * sizeof(float), addend, ldc * sizeof(float), N * sizeof(float), M,
                                          cudaMemcpyDeviceToDevice, stream_));
         CUBLAS_CHECK(cublasGemmEx(cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N,
                                   toInt(N, "N"), toInt(M, "M"), toInt(K, "K"), &alpha, B, CUDA_R_32F,
                                   toInt(ldb, "ldb"), A, CUDA_R_32F, toInt(lda, "lda"), &beta, C, CUDA_R_32F,
-                                  toInt(ldc, "ldc"), computeType_, CUBLAS_GEMM_DEFAULT));
+                                  toInt(ldc, "ldc"), compute, CUBLAS_GEMM_DEFAULT));
     }
     forgetBf16OperandsIn(C, C + (M - 1) * ldc + N);
 }

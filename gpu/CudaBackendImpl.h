@@ -9,11 +9,12 @@
 // BackendOptions::bf16MatMul, both operands are rounded to bf16 by our own
 // kernel (a small cache reuses the copy of an operand until memory is
 // written) and multiplied with fp32 accumulation by cuBLASLt (LtMatmul: a
-// cached plan per shape); operand buffers (allocateOperand) are kept in
-// bf16 and used as they are (products of fp32 operands over 64 Mi elements
-// let cuBLAS convert: CUBLAS_COMPUTE_32F_FAST_16BF); plain fp32 cuBLAS (no
-// TF32) otherwise. In bf16 mode
-// attention is flash-style (CudaAttention.cu). RELORA_CUDA_PROFILE=1 times
+// cached plan per shape, the fastest of its heuristic's candidates);
+// operand buffers (allocateOperand) are kept in bf16 and used as they are
+// (products of fp32 operands over 64 Mi elements let cuBLAS convert:
+// CUBLAS_COMPUTE_32F_FAST_16BF; two fp32 operands under 1 Mi elements each
+// multiply in TF32). Without bf16MatMul, plain fp32 cuBLAS (no TF32). In
+// bf16 mode attention is flash-style (CudaAttention.cu). RELORA_CUDA_PROFILE=1 times
 // every op with events and prints a table at destruction. The optimizer's
 // norm and AdamW run over all tensors in one launch each. Reductions use
 // fixed launch shapes and no float atomics, so results are bit-reproducible.

@@ -33,7 +33,7 @@ void setPreference(cublasLtMatmulPreference_t p, cublasLtMatmulPreferenceAttribu
     CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(p, attribute, &value, sizeof value));
 }
 
-constexpr int kCandidates = 8;      // of the heuristic, timed on a shape's first product
+constexpr int kCandidates = 16;     // of the heuristic, timed on a shape's first product
 constexpr int kTimedRuns = 4;       // per candidate, after one untimed run
 constexpr float kMustBeat = 0.98f;  // the heuristic's first pick stays unless beaten by 2 %
 
