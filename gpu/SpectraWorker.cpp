@@ -10,7 +10,13 @@
 #include <string>
 #include <utility>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 namespace relora::gpu {
+namespace {
+constexpr int kSolverNice = 10;
+}  // namespace
 
 SpectraWorker::SpectraWorker(int device) : device_(device) {
     // All cores but two: the training thread keeps one, the rest of the
@@ -57,6 +63,10 @@ std::vector<std::vector<double>> SpectraWorker::collect() {
 
 void SpectraWorker::run() {
     cudaSetDevice(device_);
+    // Below the training thread's priority (the OpenMP team this thread
+    // starts inherits its nice value): the solvers take the CPU time that
+    // the training loop's launches leave, rather than delay them.
+    setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kSolverNice);
     // The size of this thread's OpenMP teams; other threads keep theirs.
     omp_set_num_threads(solverThreads_);
     std::unique_lock<std::mutex> lock(mutex_);

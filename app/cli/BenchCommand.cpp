@@ -5,8 +5,9 @@
 //   overhead     what an evaluation adds to the evalInterval steps it starts,
 //                as the run loop does it (spectra overlap the steps where the
 //                backend computes them in the background), against the same
-//                steps without one
-//   merge        one ReLoRA merge with optimizer pruning, per layer
+//                steps without one; the median of three rounds
+//   merge        one ReLoRA merge with optimizer pruning, per layer; the
+//                median of three after one untimed merge
 #include "app/cli/Commands.h"
 #include "core/ReLoRA.h"
 #include "core/Trainer.h"
@@ -52,15 +53,27 @@ MeasurementCosts measurementCosts(Trainer& trainer, Backend& backend) {
         }
         trainer.finishEvaluation(true);
     };
-    // Plain steps before and after, so that a drift in speed cancels.
-    const double plain = timed(backend, plainSteps) + timed(backend, plainSteps);
-    const double withEvaluation = timed(backend, stepsWithEvaluation);
-    c.overheadPercent = 100.0 * (withEvaluation - plain / 2) / (plain / 2);
+    // Plain steps before and after, so that a drift in speed cancels; the
+    // median of three such rounds, as one round varies by a percent.
+    std::vector<double> overheads;
+    for (int round = 0; round < 3; ++round) {
+        const double before = timed(backend, plainSteps);
+        const double withEvaluation = timed(backend, stepsWithEvaluation);
+        const double plain = (before + timed(backend, plainSteps)) / 2;
+        overheads.push_back(100.0 * (withEvaluation - plain) / plain);
+    }
+    std::sort(overheads.begin(), overheads.end());
+    c.overheadPercent = overheads[1];
     if (spec.method.kind == Method::ReLoRA) {
-        const double seconds = timed(backend, [&] {
-            restartAll(backend, trainer.model().parts(), {spec.relora.prune, spec.relora.pruneRatio}, 1, 0);
-        });
-        c.mergeMsPerLayer = 1e3 * seconds / spec.model.layers;
+        // After one untimed merge (a run's first loads its kernels), the
+        // median of three.
+        std::vector<double> merges;
+        for (int round = 0; round < 4; ++round)
+            merges.push_back(timed(backend, [&] {
+                restartAll(backend, trainer.model().parts(), {spec.relora.prune, spec.relora.pruneRatio}, 1, 0);
+            }));
+        std::sort(merges.begin() + 1, merges.end());
+        c.mergeMsPerLayer = 1e3 * merges[2] / spec.model.layers;
     }
     return c;
 }
