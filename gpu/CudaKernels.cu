@@ -115,9 +115,9 @@ void CudaBackend::rmsnormForward(float* out, float* rstd, const float* x, const 
     RELORA_OP("rmsnormForward");
     if (N == 0) return;
     // One warp per row, kThreads/32 rows per block.
-    const bool byFour = C % 4 == 0 && aligned16(x) && aligned16(w);
+    const bool byFour = C % 4 == 0 && aligned16(out) && aligned16(x) && aligned16(w);
     withStorage(out, [&](auto* o) {
-        if (byFour && reinterpret_cast<uintptr_t>(o) % (4 * sizeof(*o)) == 0)
+        if (byFour)
             rmsnorm_forward_kernel<float4><<<gridFor(N * 32), kThreads, 0, stream_>>>(o, rstd, x, w, N, C, eps);
         else
             rmsnorm_forward_kernel<float><<<gridFor(N * 32), kThreads, 0, stream_>>>(o, rstd, x, w, N, C, eps);
@@ -144,10 +144,10 @@ void CudaBackend::rmsnormBackward(float* dx, float* dw, const float* dout, const
     auto* partial = static_cast<float*>(ensure(rmsPartials_, blocks * C * sizeof(float)));
     const dim3 grid(static_cast<unsigned>(blocks)), block(static_cast<unsigned>(warps * 32));
     const size_t shared = warps * C * sizeof(float);
-    const bool byFour = C % 4 == 0 && aligned16(dx) && aligned16(x) && aligned16(w);
+    const bool byFour = C % 4 == 0 && aligned16(dx) && aligned16(dout) && aligned16(x) && aligned16(w);
     // dout in bf16 when the products before the norm write an operand buffer.
     withStorage(dout, [&](const auto* g) {
-        if (byFour && reinterpret_cast<uintptr_t>(g) % (4 * sizeof(*g)) == 0)
+        if (byFour)
             rmsnorm_backward_kernel<float4><<<grid, block, shared, stream_>>>(dx, partial, g, x, w, rstd, N, C,
                                                                              rowsPerBlock);
         else
@@ -185,13 +185,12 @@ void CudaBackend::rope(float* x, size_t B, size_t T, size_t H, size_t D, size_t 
     const auto* tables = static_cast<const float*>(ropeTables_.ptr);
     const unsigned rows = static_cast<unsigned>(std::min<size_t>(B * T, 65535));
     const float sign = inverse ? -1.0f : 1.0f;
+    // Four pairs a thread where every row's x1s and x2s stay aligned.
+    const bool byFour = half % 4 == 0 && rowStride % 4 == 0 && aligned16(x);
+    // A block as wide as a row's work (whole warps), at most kThreads.
+    const size_t groups = H * half / (byFour ? 4 : 1);
+    const unsigned threads = static_cast<unsigned>(std::min<size_t>(kThreads, (groups + 31) / 32 * 32));
     withStorage(x, [&](auto* v) {
-        // Four pairs a thread where every row's x1s and x2s stay aligned.
-        const bool byFour = half % 4 == 0 && rowStride % 4 == 0 &&
-                            reinterpret_cast<uintptr_t>(v) % (4 * sizeof(*v)) == 0;
-        // A block as wide as a row's work (whole warps), at most kThreads.
-        const size_t groups = H * half / (byFour ? 4 : 1);
-        const unsigned threads = static_cast<unsigned>(std::min<size_t>(kThreads, (groups + 31) / 32 * 32));
         if (byFour)
             rope_kernel<4><<<rows, threads, 0, stream_>>>(v, tables, tables + T * half, B, T, H, D, rowStride, sign);
         else
