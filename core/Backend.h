@@ -68,7 +68,7 @@ public:
     // (The logits are one too: PyTorch's autocast also keeps them in bf16.)
     // Pointers into it (column blocks, row offsets) are fine. Only these ops
     // take one: gemm (A, B and C), copy (dst), axpy (y), rmsnormForward
-    // (out), rmsnormBackward (dout), rope (x), attentionForward (out, qkv), attentionBackward (every
+    // (out), rmsnormBackward (dout), attentionForward (out, qkv), attentionBackward (every
     // pointer but state), swigluForward (out, gu), swigluBackward (all four),
     // crossEntropy (logits, dlogits), multiply (a) and download. The default
     // is allocate().
@@ -129,22 +129,21 @@ public:
     // dx(N,C) += d/dx; dw(C) += d/dw   (accumulating: the residual stream adds)
     virtual void rmsnormBackward(float* dx, float* dw, const float* dout, const float* x,
                                  const float* w, const float* rstd, size_t N, size_t C) = 0;
-    // Rotary embedding, "rotate half" convention, in place on x(B,T,H,D) rows
-    // of stride `rowStride` floats per token; inverse = true applies the
-    // transposed rotation (for the backward pass).
-    virtual void rope(float* x, size_t B, size_t T, size_t H, size_t D, size_t rowStride,
-                      float theta, bool inverse) = 0;
-    // Causal self-attention. qkv(N, 3C) holds q|k|v per token (rope applied).
-    // out(N,C); state(attentionStateSize floats) keeps what the backward pass
-    // needs: the softmax rows probs(B,H,T,T) by default; a flash-style backend
-    // keeps only one log-sum-exp per row (B,H,T) and recomputes the rest.
-    virtual void attentionForward(float* out, float* state, const float* qkv,
-                                  size_t B, size_t T, size_t H, size_t D) = 0;
-    // dqkv(N,3C) = gradient (overwritten); dout(N,C); out, state and qkv as
+    // Causal self-attention with the rotary embedding. qkv(N, 3C) holds q|k|v
+    // per token as the projection made them; q and k are rotated in place
+    // ("rotate half", Hugging Face Llama; angles of base ropeTheta) and the
+    // backward pass reads them rotated. out(N,C); state(attentionStateSize
+    // floats) keeps what the backward pass needs: the softmax rows
+    // probs(B,H,T,T) by default; a flash-style backend keeps only one
+    // log-sum-exp per row (B,H,T) and recomputes the rest.
+    virtual void attentionForward(float* out, float* state, float* qkv,
+                                  size_t B, size_t T, size_t H, size_t D, float ropeTheta) = 0;
+    // dqkv(N,3C) = gradient with respect to the projection's output, i.e.
+    // through the rotation (overwritten); dout(N,C); out, state and qkv as
     // the forward pass left them.
     virtual void attentionBackward(float* dqkv, const float* dout, const float* out,
                                    const float* state, const float* qkv,
-                                   size_t B, size_t T, size_t H, size_t D) = 0;
+                                   size_t B, size_t T, size_t H, size_t D, float ropeTheta) = 0;
     // Floats of `state` the attention of this shape needs (at most B·H·T·T).
     virtual size_t attentionStateSize(size_t B, size_t T, size_t H, size_t /*D*/) const {
         return B * H * T * T;

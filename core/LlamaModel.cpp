@@ -281,9 +281,7 @@ void LlamaModel::forward(const int32_t* tokens, const int32_t* targets, size_t b
         Layer& ly = layers_[l];
         be.rmsnormForward(ly.h1, ly.rstd1, resid_[l], ly.attnNorm->value, N, C, spec_.normEps);
         ly.qkv.forward(be, ly.h1, ly.qkvOut, N, nullptr, training, dropoutSeed);
-        // q's H heads and k's H heads are adjacent in a row: one rotation of 2H heads.
-        be.rope(ly.qkvOut, batch, T, 2 * H, D, 3 * C, spec_.ropeTheta, false);
-        be.attentionForward(ly.att, ly.probs, ly.qkvOut, batch, T, H, D);
+        be.attentionForward(ly.att, ly.probs, ly.qkvOut, batch, T, H, D, spec_.ropeTheta);
         ly.wo.forward(be, ly.att, ly.xMid, N, resid_[l], training, dropoutSeed);
         be.rmsnormForward(ly.h2, ly.rstd2, ly.xMid, ly.mlpNorm->value, N, C, spec_.normEps);
         ly.gateUp.forward(be, ly.h2, ly.gu, N, nullptr, training, dropoutSeed);
@@ -336,8 +334,7 @@ void LlamaModel::backward() {
         be.rmsnormBackward(dResid_, ly.mlpNorm->grad, dH_, ly.xMid, ly.mlpNorm->value, ly.rstd2, N, C);
         // x_mid = x_in + o(attention(rope(qkv(norm(x_in)))))
         ly.wo.backward(be, dResid_, ly.att, dAtt_, N, 0.0f);
-        be.attentionBackward(dQkv_, dAtt_, ly.att, ly.probs, ly.qkvOut, batch_, T, H, D);
-        be.rope(dQkv_, batch_, T, 2 * H, D, 3 * C, spec_.ropeTheta, true);
+        be.attentionBackward(dQkv_, dAtt_, ly.att, ly.probs, ly.qkvOut, batch_, T, H, D, spec_.ropeTheta);
         ly.qkv.backward(be, dQkv_, ly.h1, dH_, N, 0.0f);
         be.rmsnormBackward(dResid_, ly.attnNorm->grad, dH_, resid_[l], ly.attnNorm->value, ly.rstd1, N, C);
     }

@@ -536,33 +536,28 @@ private:
                            {"swiglu backward's activation", b.get(actAgain, N * F)},
                            {"dup block ᵀ·h", b.get(dwUp, n * C)}};
         }, true);
-        // qkv and the attention output as operand buffers: rope in place,
-        // flash kernels (D = 64 and 32) and the strided-product path (D = 16).
+        // qkv and the attention output as operand buffers: flash kernels, whose
+        // backward rotates dq and dk back (D = 64 and 32), and the
+        // strided-product path (D = 16).
         for (const size_t D : {size_t{64}, size_t{32}, size_t{16}}) {
-            opCheck("bf16 mode: rope and attention on operand buffers, D=" + std::to_string(D), 3e-2, [D](Backend& be) {
+            opCheck("bf16 mode: attention with rope on operand buffers, D=" + std::to_string(D), 3e-2, [D](Backend& be) {
                 Buffers b(be);
                 const size_t B = 2, T = 150, H = 2, C = H * D, N = B * T;
-                const auto qkvHost = normalHost(N * 3 * C, 86);
                 float* qkv = b.operand(N * 3 * C);
-                float* src = b.put(qkvHost);
-                be.copy(qkv, src, N * 3 * C);
-                be.rope(qkv, B, T, H, D, 3 * C, 10000.0f, false);
-                be.rope(qkv + C, B, T, H, D, 3 * C, 10000.0f, false);
+                be.copy(qkv, b.put(normalHost(N * 3 * C, 86)), N * 3 * C);
                 float* out = b.operand(N * C);
                 float* state = b.zeros(be.attentionStateSize(B, T, H, D));
-                be.attentionForward(out, state, qkv, B, T, H, D);
+                be.attentionForward(out, state, qkv, B, T, H, D, 10000.0f);
                 float* dqkv = b.zeros(N * 3 * C);
                 const float* dout = b.put(normalHost(N * C, 87));
-                be.attentionBackward(dqkv, dout, out, state, qkv, B, T, H, D);
-                // dout and dqkv as operand buffers too (the model's case), then
-                // the inverse rotation on the gradient in place.
+                be.attentionBackward(dqkv, dout, out, state, qkv, B, T, H, D, 10000.0f);
+                // dout and dqkv as operand buffers too (the model's case).
                 float* doutOp = b.operand(N * C);
                 be.copy(doutOp, dout, N * C);
                 float* dqkvOp = b.operand(N * 3 * C);
-                be.attentionBackward(dqkvOp, doutOp, out, state, qkv, B, T, H, D);
-                be.rope(dqkvOp, B, T, H, D, 3 * C, 10000.0f, true);
+                be.attentionBackward(dqkvOp, doutOp, out, state, qkv, B, T, H, D, 10000.0f);
                 return Outputs{{"rotated qkv", b.get(qkv, N * 3 * C)}, {"out", b.get(out, N * C)},
-                               {"dqkv", b.get(dqkv, N * 3 * C)}, {"dqkv, all operands, rotated back", b.get(dqkvOp, N * 3 * C)}};
+                               {"dqkv", b.get(dqkv, N * 3 * C)}, {"dqkv, all operands", b.get(dqkvOp, N * 3 * C)}};
             }, true);
         }
         opCheck("embedding forward/backward", 0.0, [](Backend& be) {
@@ -594,49 +589,40 @@ private:
                                {"dx", b.get(dx, N * C)}, {"dw", b.get(dw, C)}};
             });
         }
-        for (const size_t D : {size_t{8}, size_t{6}}) {  // four pairs a thread and the scalar fallback
-            opCheck("rope forward/inverse, D=" + std::to_string(D), kOpTolerance, [D](Backend& be) {
-                Buffers b(be);
-                const size_t B = 2, T = 16, H = 3, C = H * D;
-                float* qkv = b.put(normalHost(B * T * 3 * C, 70));
-                be.rope(qkv, B, T, H, D, 3 * C, 10000.0f, false);
-                be.rope(qkv + C, B, T, H, D, 3 * C, 10000.0f, false);
-                Outputs out{{"rotated", b.get(qkv, B * T * 3 * C)}};
-                float* other = b.put(normalHost(B * T * 3 * C, 71));
-                be.rope(other, B, T, H, D, 3 * C, 500000.0f, true);
-                out.emplace_back("inverse", b.get(other, B * T * 3 * C));
-                return out;
-            });
-        }
-        for (const auto& [B, T, H, D] : std::vector<std::array<size_t, 4>>{{3, 20, 2, 8}, {2, 33, 4, 16}}) {
-            const std::string name = "attention forward/backward, B=" + std::to_string(B) +
-                                     " T=" + std::to_string(T) + " H=" + std::to_string(H);
-            opCheck(name, kOpTolerance, [B = B, T = T, H = H, D = D](Backend& be) {
-                Buffers b(be);
-                const size_t C = H * D, N = B * T;
-                const float* qkv = b.put(normalHost(N * 3 * C, 80));
-                float* out = b.zeros(N * C);
-                float* probs = b.zeros(B * H * T * T);
-                be.attentionForward(out, probs, qkv, B, T, H, D);
-                float* dqkv = b.put(normalHost(N * 3 * C, 81));  // overwritten
-                const float* dout = b.put(normalHost(N * C, 82));
-                be.attentionBackward(dqkv, dout, out, probs, qkv, B, T, H, D);
-                return Outputs{{"out", b.get(out, N * C)}, {"probs", b.get(probs, B * H * T * T)},
-                               {"dqkv", b.get(dqkv, N * 3 * C)}};
-            });
+        // fp32 attention: the rotation four pairs a thread (D = 8, 16) and its
+        // scalar fallback (D = 6); a second base checks the tables are rebuilt.
+        for (const auto& [B, T, H, D] : std::vector<std::array<size_t, 4>>{{3, 20, 2, 8}, {2, 33, 4, 16}, {2, 17, 3, 6}}) {
+            for (const float theta : {10000.0f, 500000.0f}) {
+                const std::string name = "attention with rope forward/backward, B=" + std::to_string(B) + " T=" +
+                                         std::to_string(T) + " H=" + std::to_string(H) + " D=" + std::to_string(D) +
+                                         " theta=" + std::to_string(static_cast<int>(theta));
+                opCheck(name, kOpTolerance, [B = B, T = T, H = H, D = D, theta](Backend& be) {
+                    Buffers b(be);
+                    const size_t C = H * D, N = B * T;
+                    float* qkv = b.put(normalHost(N * 3 * C, 80));
+                    float* out = b.zeros(N * C);
+                    float* probs = b.zeros(B * H * T * T);
+                    be.attentionForward(out, probs, qkv, B, T, H, D, theta);
+                    float* dqkv = b.put(normalHost(N * 3 * C, 81));  // overwritten
+                    const float* dout = b.put(normalHost(N * C, 82));
+                    be.attentionBackward(dqkv, dout, out, probs, qkv, B, T, H, D, theta);
+                    return Outputs{{"rotated qkv", b.get(qkv, N * 3 * C)}, {"out", b.get(out, N * C)},
+                                   {"probs", b.get(probs, B * H * T * T)}, {"dqkv", b.get(dqkv, N * 3 * C)}};
+                });
+            }
         }
         // The test backend's bf16 mode: a flash-style backend takes its own
         // path there (several 64-row tiles, partial last tile, D = 64).
         opCheck("attention bf16 mode, B=2 T=150 H=2 D=64", 3e-2, [](Backend& be) {
             Buffers b(be);
             const size_t B = 2, T = 150, H = 2, D = 64, C = H * D, N = B * T;
-            const float* qkv = b.put(normalHost(N * 3 * C, 83));
+            float* qkv = b.put(normalHost(N * 3 * C, 83));
             float* out = b.zeros(N * C);
             float* state = b.zeros(be.attentionStateSize(B, T, H, D));
-            be.attentionForward(out, state, qkv, B, T, H, D);
+            be.attentionForward(out, state, qkv, B, T, H, D, 10000.0f);
             float* dqkv = b.put(normalHost(N * 3 * C, 84));  // overwritten
             const float* dout = b.put(normalHost(N * C, 85));
-            be.attentionBackward(dqkv, dout, out, state, qkv, B, T, H, D);
+            be.attentionBackward(dqkv, dout, out, state, qkv, B, T, H, D, 10000.0f);
             return Outputs{{"out", b.get(out, N * C)}, {"dqkv", b.get(dqkv, N * 3 * C)}};
         }, true);
         for (const size_t F : {size_t{80}, size_t{77}}) {  // float4 rows and the scalar fallback

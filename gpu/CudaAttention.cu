@@ -1,15 +1,18 @@
-// CudaBackend: causal multi-head attention.
+// CudaBackend: causal multi-head attention with the rotary embedding. The
+// forward pass rotates q and k in place (kernels/rope.cuh) before the
+// products.
 //
 // bf16 mode with head width 32 or 64: flash-style kernels
-// (kernels/flash_attention.cuh) on bf16 tensor cores; the saved state is one
-// log-sum-exp per score row (B,H,T), never the (B,H,T,T) probabilities.
+// (kernels/flash_attention.cuh) on bf16 tensor cores, whose backward kernels
+// rotate the gradients of q and k back as they store them; the saved state is
+// one log-sum-exp per score row (B,H,T), never the (B,H,T,T) probabilities.
 //
 // fp32 mode (and other head widths): cuBLAS strided-batched products, with
-// the softmax rows kept in probs(B,H,T,T) as the CPU backend keeps them;
-// qkv, out, dout and dqkv given as bf16 operand buffers are widened to fp32
-// scratch copies there (outputs narrowed back). The flash kernels read and
-// write them as they are (the backward ones when all three of qkv, dout and
-// dqkv are).
+// the softmax rows kept in probs(B,H,T,T) as the CPU backend keeps them, and
+// the inverse rotation as a pass of its own; qkv, out, dout and dqkv given as
+// bf16 operand buffers are widened to fp32 scratch copies there (outputs
+// narrowed back). The flash kernels read and write them as they are (the
+// backward ones when all three of qkv, dout and dqkv are).
 // q, k, v of head h of sequence b are (T, D) row blocks of qkv(N, 3C) with
 // row stride 3C, at offsets b·T·3C + h·D (+C for k, +2C for v). One strided
 // batch cannot cover both b and h (their strides differ), so the products
@@ -51,17 +54,18 @@ void requireFlashAligned(const T* p) {
 
 }  // namespace
 
-void CudaBackend::attentionForward(float* out, float* probs, const float* qkv, size_t B, size_t T, size_t H,
-                                   size_t D) {
+void CudaBackend::attentionForward(float* out, float* probs, float* qkv, size_t B, size_t T, size_t H,
+                                   size_t D, float ropeTheta) {
     RELORA_OP("attentionForward");
     if (B * T * H * D == 0) return;
+    rotateQueriesKeys(qkv, B, T, H, D, ropeTheta, false);
     if (flashAttention(D)) {
         // probs is the (B,H,T) log-sum-exp state here.
         const dim3 grid(static_cast<unsigned>((T + flash::kTile - 1) / flash::kTile), static_cast<unsigned>(B * H));
         const float scaleLog2 = flash::kLog2e / std::sqrt(static_cast<float>(D));
         const int t = static_cast<int>(T), h = static_cast<int>(H);
         withStorage(out, [&](auto* o) {
-            withStorage(qkv, [&](const auto* q) {
+            withStorage(static_cast<const float*>(qkv), [&](const auto* q) {
                 requireFlashAligned(q);
                 if (D == 64) flash::flash_forward_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(o, probs, q, t, h, scaleLog2);
                 else flash::flash_forward_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(o, probs, q, t, h, scaleLog2);
@@ -71,14 +75,14 @@ void CudaBackend::attentionForward(float* out, float* probs, const float* qkv, s
         return;
     }
     const size_t C = H * D, ld = 3 * C;
-    qkv = widened(qkv, B * T * 3 * C, attentionQkv32_);
+    const float* qkv32 = widened(qkv, B * T * 3 * C, attentionQkv32_);
     __nv_bfloat16* out16 = storedBf16(out);
     if (out16) out = static_cast<float*>(ensure(attentionOut32_, B * T * C * sizeof(float)));
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
     const HeadBatching hb = headBatching(B, T, H, D);
     // P(T,T) = scale · q(T,D) · k(T,D)ᵀ, full square (the causal mask is applied by the softmax)
     for (size_t o = 0; o < hb.outer; ++o) {
-        const float* q = qkv + o * hb.outerQkv;
+        const float* q = qkv32 + o * hb.outerQkv;
         gemmStridedBatched(false, true, T, T, D, scale, q, ld, hb.strideQkv, q + C, ld, hb.strideQkv, 0.0f,
                            probs + o * hb.outerP, T, hb.strideP, hb.batch);
     }
@@ -87,7 +91,7 @@ void CudaBackend::attentionForward(float* out, float* probs, const float* qkv, s
     CUDA_CHECK_LAUNCH("causal_softmax_kernel");
     // out(T,D) = P(T,T) · v(T,D), written into out's (N,C) row blocks
     for (size_t o = 0; o < hb.outer; ++o) {
-        const float* v = qkv + o * hb.outerQkv + 2 * C;
+        const float* v = qkv32 + o * hb.outerQkv + 2 * C;
         gemmStridedBatched(false, false, T, D, T, 1.0f, probs + o * hb.outerP, T, hb.strideP, v, ld, hb.strideQkv,
                            0.0f, out + o * hb.outerOut, C, hb.strideOut, hb.batch);
     }
@@ -95,7 +99,7 @@ void CudaBackend::attentionForward(float* out, float* probs, const float* qkv, s
 }
 
 void CudaBackend::attentionBackward(float* dqkv, const float* dout, const float* out, const float* probs,
-                                    const float* qkv, size_t B, size_t T, size_t H, size_t D) {
+                                    const float* qkv, size_t B, size_t T, size_t H, size_t D, float ropeTheta) {
     RELORA_OP("attentionBackward");
     if (B * T * H * D == 0) return;
     if (flashAttention(D)) {
@@ -113,6 +117,8 @@ void CudaBackend::attentionBackward(float* dqkv, const float* dout, const float*
         CUDA_CHECK_LAUNCH("flash_delta_kernel");
         const dim3 grid(static_cast<unsigned>((T + flash::kTile - 1) / flash::kTile), static_cast<unsigned>(B * H));
         const float scale = 1.0f / std::sqrt(static_cast<float>(D)), scaleLog2 = flash::kLog2e * scale;
+        const float* cosT = rotaryTables(T, D, ropeTheta);
+        const float* sinT = cosT + T * D / 2;
         // The kernels take qkv, dout and dqkv all bf16 (the model's operand
         // buffers) or all fp32; a mix goes through fp32 copies.
         auto run = [&](auto* dq, const auto* dO, const auto* q) {
@@ -120,16 +126,16 @@ void CudaBackend::attentionBackward(float* dqkv, const float* dout, const float*
             requireFlashAligned(dO);
             if (D == 64) {
                 flash::flash_backward_dkdv_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(
-                    dq, dO, q, probs, delta, t, h, scale, scaleLog2);
+                    dq, dO, q, probs, delta, cosT, sinT, t, h, scale, scaleLog2);
                 CUDA_CHECK_LAUNCH("flash_backward_dkdv_kernel");
                 flash::flash_backward_dq_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(
-                    dq, dO, q, probs, delta, t, h, scale, scaleLog2);
+                    dq, dO, q, probs, delta, cosT, sinT, t, h, scale, scaleLog2);
             } else {
                 flash::flash_backward_dkdv_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(
-                    dq, dO, q, probs, delta, t, h, scale, scaleLog2);
+                    dq, dO, q, probs, delta, cosT, sinT, t, h, scale, scaleLog2);
                 CUDA_CHECK_LAUNCH("flash_backward_dkdv_kernel");
                 flash::flash_backward_dq_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(
-                    dq, dO, q, probs, delta, t, h, scale, scaleLog2);
+                    dq, dO, q, probs, delta, cosT, sinT, t, h, scale, scaleLog2);
             }
             CUDA_CHECK_LAUNCH("flash_backward_dq_kernel");
         };
@@ -179,6 +185,7 @@ void CudaBackend::attentionBackward(float* dqkv, const float* dout, const float*
         gemmStridedBatched(true, false, T, D, T, 1.0f, dS, T, hb.strideP, q, ld, hb.strideQkv, 0.0f, dk, ld,
                            hb.strideQkv, hb.batch);
     }
+    rotateQueriesKeys(dqkv, B, T, H, D, ropeTheta, true);  // back through the rotation
     if (dqkv16) narrow(dqkv16, dqkv, B * T * 3 * C);
 }
 

@@ -21,6 +21,7 @@
 #pragma once
 
 #include "core/Backend.h"
+#include "core/RotaryTables.h"
 #include "gpu/CudaCheck.h"
 #include "gpu/LtMatmul.h"
 #include "gpu/SpectraWorker.h"
@@ -85,12 +86,11 @@ public:
                         size_t N, size_t C, float eps) override;
     void rmsnormBackward(float* dx, float* dw, const float* dout, const float* x,
                          const float* w, const float* rstd, size_t N, size_t C) override;
-    void rope(float* x, size_t B, size_t T, size_t H, size_t D, size_t rowStride,
-              float theta, bool inverse) override;
-    void attentionForward(float* out, float* probs, const float* qkv,
-                          size_t B, size_t T, size_t H, size_t D) override;
+    void attentionForward(float* out, float* probs, float* qkv,
+                          size_t B, size_t T, size_t H, size_t D, float ropeTheta) override;
     void attentionBackward(float* dqkv, const float* dout, const float* out, const float* probs,
-                           const float* qkv, size_t B, size_t T, size_t H, size_t D) override;
+                           const float* qkv, size_t B, size_t T, size_t H, size_t D,
+                           float ropeTheta) override;
     size_t attentionStateSize(size_t B, size_t T, size_t H, size_t D) const override {
         return flashAttention(D) ? B * H * T : B * H * T * T;
     }
@@ -185,6 +185,12 @@ private:
                             const float* A, size_t lda, size_t strideA, const float* B, size_t ldb,
                             size_t strideB, float beta, float* C, size_t ldc, size_t strideC,
                             size_t batch);
+    // The device's rotary tables cos(T, D/2) | sin(T, D/2), uploaded once per (T, D, theta).
+    const float* rotaryTables(size_t T, size_t D, float theta);
+    // Rotary embedding in place on the first 2H heads (q|k) of the rows
+    // x(B·T, 3C) (fp32 or an operand buffer); inverse applies the transposed
+    // rotation (the backward pass's).
+    void rotateQueriesKeys(float* x, size_t B, size_t T, size_t H, size_t D, float theta, bool inverse);
     // x(n) itself, or for an operand buffer an fp32 copy in `scratch`.
     const float* widened(const float* x, size_t n, Scratch& scratch);
     // out(n) = bf16(x(n))
@@ -253,15 +259,11 @@ private:
     std::vector<cudaEvent_t> spectraReady_;
     Scratch spectraDouble_;  // one matrix in fp64
     std::unique_ptr<SpectraWorker> spectraWorker_;
-    // Rotary tables (T, D/2) computed on the host exactly as the CPU backend
-    // does, uploaded once per (T, D, theta).
-    Scratch ropeTables_;
-    std::vector<float> ropeHost_;
+    RotaryTables rotary_;  // on the host, as the CPU backend computes them
+    Scratch ropeTables_;   // their device copy
     void* staging_ = nullptr;            // pinned host memory
     size_t stagingBytes_ = 0;
     cudaEvent_t stagingFree_ = nullptr;  // recorded after the last copy out of staging_
-    size_t ropeT_ = 0, ropeD_ = 0;
-    float ropeTheta_ = 0;
 
     bool profile_ = false;
     struct ProfSlot {

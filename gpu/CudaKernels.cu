@@ -159,42 +159,34 @@ void CudaBackend::rmsnormBackward(float* dx, float* dw, const float* dout, const
     CUDA_CHECK_LAUNCH("rmsnorm_dw_reduce_kernel");
 }
 
-void CudaBackend::rope(float* x, size_t B, size_t T, size_t H, size_t D, size_t rowStride, float theta,
-                       bool inverse) {
-    RELORA_OP("rope");
-    const size_t half = D / 2;
-    if (B * T * H * half == 0) return;
-    if (ropeT_ != T || ropeD_ != D || ropeTheta_ != theta) {
-        // Angles exactly as the CPU backend (and Hugging Face) computes them.
-        ropeHost_.assign(2 * T * half, 0.0f);
-        for (size_t i = 0; i < half; ++i) {
-            const float invFreq =
-                1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(D));
-            for (size_t t = 0; t < T; ++t) {
-                const float angle = static_cast<float>(t) * invFreq;
-                ropeHost_[t * half + i] = std::cos(angle);
-                ropeHost_[T * half + t * half + i] = std::sin(angle);
-            }
-        }
-        auto* tables = static_cast<float*>(ensure(ropeTables_, ropeHost_.size() * sizeof(float)));
-        upload(tables, ropeHost_.data(), ropeHost_.size());
-        ropeT_ = T;
-        ropeD_ = D;
-        ropeTheta_ = theta;
+const float* CudaBackend::rotaryTables(size_t T, size_t D, float theta) {
+    if (rotary_.update(T, D, theta)) {
+        const size_t n = rotary_.cos.size();
+        auto* tables = static_cast<float*>(ensure(ropeTables_, 2 * n * sizeof(float)));
+        upload(tables, rotary_.cos.data(), n);
+        upload(tables + n, rotary_.sin.data(), n);
     }
-    const auto* tables = static_cast<const float*>(ropeTables_.ptr);
+    return static_cast<const float*>(ropeTables_.ptr);
+}
+
+void CudaBackend::rotateQueriesKeys(float* x, size_t B, size_t T, size_t H, size_t D, float theta,
+                                    bool inverse) {
+    const size_t half = D / 2, rowStride = 3 * H * D;
+    if (B * T * H * half == 0) return;
+    const float* tables = rotaryTables(T, D, theta);
     const unsigned rows = static_cast<unsigned>(std::min<size_t>(B * T, 65535));
     const float sign = inverse ? -1.0f : 1.0f;
     // Four pairs a thread where every row's x1s and x2s stay aligned.
     const bool byFour = half % 4 == 0 && rowStride % 4 == 0 && aligned16(x);
     // A block as wide as a row's work (whole warps), at most kThreads.
-    const size_t groups = H * half / (byFour ? 4 : 1);
+    const size_t groups = 2 * H * half / (byFour ? 4 : 1);
     const unsigned threads = static_cast<unsigned>(std::min<size_t>(kThreads, (groups + 31) / 32 * 32));
+    const float* sinTable = tables + T * half;
     withStorage(x, [&](auto* v) {
         if (byFour)
-            rope_kernel<4><<<rows, threads, 0, stream_>>>(v, tables, tables + T * half, B, T, H, D, rowStride, sign);
+            rope_kernel<4><<<rows, threads, 0, stream_>>>(v, tables, sinTable, B, T, 2 * H, D, rowStride, sign);
         else
-            rope_kernel<1><<<rows, threads, 0, stream_>>>(v, tables, tables + T * half, B, T, H, D, rowStride, sign);
+            rope_kernel<1><<<rows, threads, 0, stream_>>>(v, tables, sinTable, B, T, 2 * H, D, rowStride, sign);
     });
     CUDA_CHECK_LAUNCH("rope_kernel");
 }

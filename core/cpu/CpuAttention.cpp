@@ -1,4 +1,5 @@
-// Causal multi-head attention on the CPU: one (batch, head) pair per task,
+// Causal multi-head attention on the CPU, q and k rotated in place first (and
+// their gradients rotated back at the end): one (batch, head) pair per task,
 // its products through single-threaded OpenBLAS calls (OpenBLAS's OpenMP
 // build runs serially inside our parallel region), softmax rows kept for the
 // backward pass. Products run over blocks of kBlock query (or key) rows and
@@ -45,8 +46,31 @@ void causalSoftmax(float* P, size_t T) {
 
 }  // namespace
 
-void CpuBackend::attentionForward(float* out, float* probs, const float* qkv, size_t B,
-                                  size_t T, size_t H, size_t D) {
+void CpuBackend::rotateQueriesKeys(float* x, size_t B, size_t T, size_t H, size_t D, float theta,
+                                   bool inverse) {
+    rotary_.update(T, D, theta);
+    const size_t half = D / 2, ld = 3 * H * D;
+    const float sign = inverse ? -1.0f : 1.0f;
+#pragma omp parallel for schedule(static)
+    for (size_t bt = 0; bt < B * T; ++bt) {
+        const float* cosRow = rotary_.cos.data() + (bt % T) * half;
+        const float* sinRow = rotary_.sin.data() + (bt % T) * half;
+        float* row = x + bt * ld;
+        for (size_t h = 0; h < 2 * H; ++h) {  // q's H heads, then k's
+            float* v = row + h * D;
+            for (size_t i = 0; i < half; ++i) {
+                const float c = cosRow[i], s = sign * sinRow[i];
+                const float x1 = v[i], x2 = v[i + half];
+                v[i] = x1 * c - x2 * s;
+                v[i + half] = x2 * c + x1 * s;
+            }
+        }
+    }
+}
+
+void CpuBackend::attentionForward(float* out, float* probs, float* qkv, size_t B,
+                                  size_t T, size_t H, size_t D, float ropeTheta) {
+    rotateQueriesKeys(qkv, B, T, H, D, ropeTheta, false);
     const size_t C = H * D, ld = 3 * C;
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
 #pragma omp parallel for schedule(static)
@@ -70,7 +94,8 @@ void CpuBackend::attentionForward(float* out, float* probs, const float* qkv, si
 }
 
 void CpuBackend::attentionBackward(float* dqkv, const float* dout, const float* /*out*/, const float* probs,
-                                   const float* qkv, size_t B, size_t T, size_t H, size_t D) {
+                                   const float* qkv, size_t B, size_t T, size_t H, size_t D,
+                                   float ropeTheta) {
     const size_t C = H * D, ld = 3 * C;
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
 #pragma omp parallel
@@ -116,6 +141,7 @@ void CpuBackend::attentionBackward(float* dqkv, const float* dout, const float* 
             }
         }
     }
+    rotateQueriesKeys(dqkv, B, T, H, D, ropeTheta, true);  // back through the rotation
 }
 
 }  // namespace relora

@@ -202,43 +202,6 @@ void CpuBackend::rmsnormBackward(float* dx, float* dw, const float* dout, const 
         for (size_t c = 0; c < C; ++c) dw[c] += partial[static_cast<size_t>(t) * C + c];
 }
 
-void CpuBackend::rope(float* x, size_t B, size_t T, size_t H, size_t D, size_t rowStride,
-                      float theta, bool inverse) {
-    const size_t half = D / 2;
-    if (ropeT_ != T || ropeD_ != D || ropeTheta_ != theta) {
-        // Angles as Hugging Face computes them: float32 pos · theta^(-2i/D).
-        ropeCos_.resize(T * half);
-        ropeSin_.resize(T * half);
-        for (size_t i = 0; i < half; ++i) {
-            const float invFreq = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(D));
-            for (size_t t = 0; t < T; ++t) {
-                const float angle = static_cast<float>(t) * invFreq;
-                ropeCos_[t * half + i] = std::cos(angle);
-                ropeSin_[t * half + i] = std::sin(angle);
-            }
-        }
-        ropeT_ = T;
-        ropeD_ = D;
-        ropeTheta_ = theta;
-    }
-    const float sign = inverse ? -1.0f : 1.0f;
-#pragma omp parallel for schedule(static)
-    for (size_t bt = 0; bt < B * T; ++bt) {
-        const float* cosRow = ropeCos_.data() + (bt % T) * half;
-        const float* sinRow = ropeSin_.data() + (bt % T) * half;
-        float* row = x + bt * rowStride;
-        for (size_t h = 0; h < H; ++h) {
-            float* v = row + h * D;
-            for (size_t i = 0; i < half; ++i) {
-                const float c = cosRow[i], s = sign * sinRow[i];
-                const float x1 = v[i], x2 = v[i + half];
-                v[i] = x1 * c - x2 * s;
-                v[i + half] = x2 * c + x1 * s;
-            }
-        }
-    }
-}
-
 void CpuBackend::swigluForward(float* out, const float* gu, size_t N, size_t F) {
 #pragma omp parallel for schedule(static)
     for (size_t n = 0; n < N; ++n) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "core/Backend.h"
+#include "core/RotaryTables.h"
 
 #include <atomic>
 #include <vector>
@@ -49,12 +50,11 @@ public:
                         size_t N, size_t C, float eps) override;
     void rmsnormBackward(float* dx, float* dw, const float* dout, const float* x,
                          const float* w, const float* rstd, size_t N, size_t C) override;
-    void rope(float* x, size_t B, size_t T, size_t H, size_t D, size_t rowStride,
-              float theta, bool inverse) override;
-    void attentionForward(float* out, float* probs, const float* qkv,
-                          size_t B, size_t T, size_t H, size_t D) override;
+    void attentionForward(float* out, float* probs, float* qkv,
+                          size_t B, size_t T, size_t H, size_t D, float ropeTheta) override;
     void attentionBackward(float* dqkv, const float* dout, const float* out, const float* probs,
-                           const float* qkv, size_t B, size_t T, size_t H, size_t D) override;
+                           const float* qkv, size_t B, size_t T, size_t H, size_t D,
+                           float ropeTheta) override;
     void swigluForward(float* out, const float* gu, size_t N, size_t F) override;
     void swigluBackward(float* dgu, const float* dout, const float* gu, size_t N, size_t F,
                         float* out) override;
@@ -75,11 +75,12 @@ public:
     std::vector<float> singularValues(const float* a, size_t rows, size_t cols) override;
 
 private:
+    // Rotary embedding in place on the first 2H heads (q|k) of x(B·T, 3C) rows;
+    // inverse applies the transposed rotation (the backward pass's).
+    void rotateQueriesKeys(float* x, size_t B, size_t T, size_t H, size_t D, float theta, bool inverse);
+
     int threads_;
-    // Rotary tables (T, D/2), rebuilt when the shape or base changes.
-    std::vector<float> ropeCos_, ropeSin_;
-    size_t ropeT_ = 0, ropeD_ = 0;
-    float ropeTheta_ = 0;
+    RotaryTables rotary_;
     std::atomic<size_t> liveBytes_{0};
     size_t peakBytes_ = 0;
 };

@@ -1,5 +1,8 @@
 // Flash-style causal attention (forward and backward) on bf16 tensor cores
-// (mma.sync m16n8k16, fp32 accumulation). Used in the backend's bf16 mode:
+// (mma.sync m16n8k16, fp32 accumulation). q and k arrive rotated by the
+// rotary embedding; the backward kernels rotate the gradients of q and k back
+// as they store them, so dqkv is the projection output's gradient (one pass
+// over dq|dk fewer). Used in the backend's bf16 mode:
 // no (B,H,T,T) probabilities are stored, only the log-sum-exp of every
 // score row (B,H,T), in the base-2 domain. q, k, v are read from the
 // qkv(N, 3C) rows, fp32 (rounded to bf16 once per tile) or bf16 (an operand
@@ -17,6 +20,7 @@
 
 #include "gpu/kernels/common.cuh"
 #include "gpu/kernels/flash_tiles.cuh"
+#include "gpu/kernels/rope.cuh"
 #include "gpu/kernels/storage.cuh"
 
 namespace relora::gpu::flash {
@@ -153,17 +157,36 @@ __global__ void flash_delta_kernel(float* __restrict__ delta, const DO* __restri
     }
 }
 
-// Store acc(16 x D) rows [16·warp, +16) of tile row0, scaled, into dst (row stride ld).
-template <int D, typename G>
-__device__ __forceinline__ void store_rows(G* dst, size_t ld, const float (*acc)[4], float scale, int row0, int T,
-                                           int warp, int lane) {
+// Store acc(16 x D) rows [16·warp, +16) of tile row0, scaled, into dst (row
+// stride ld). kRotated: a gradient of q or k, first rotated back by the
+// transposed rotary embedding of its row's position (cosT, sinT (T, D/2));
+// column c pairs with c + D/2, which the same thread holds in acc[n + D/16].
+template <int D, bool kRotated, typename G>
+__device__ __forceinline__ void store_rows(G* dst, size_t ld, const float (*acc)[4], float scale,
+                                           const float* __restrict__ cosT, const float* __restrict__ sinT,
+                                           int row0, int T, int warp, int lane) {
+    constexpr int kHalf = D / 2, kPair = D / 16;
     const int g = lane >> 2, t4 = lane & 3;
-    const int r0 = row0 + warp * 16 + g, r1 = r0 + 8;
 #pragma unroll
-    for (int n = 0; n < D / 8; ++n) {
-        const int col = 8 * n + 2 * t4;
-        if (r0 < T) storeAs2(dst + static_cast<size_t>(r0) * ld + col, acc[n][0] * scale, acc[n][1] * scale);
-        if (r1 < T) storeAs2(dst + static_cast<size_t>(r1) * ld + col, acc[n][2] * scale, acc[n][3] * scale);
+    for (int half = 0; half < 2; ++half) {  // rows g (acc[n][0..1]) and g + 8 (acc[n][2..3])
+        const int r = row0 + warp * 16 + g + 8 * half;
+        if (r >= T) continue;
+        G* row = dst + static_cast<size_t>(r) * ld;
+#pragma unroll
+        for (int n = 0; n < kPair; ++n) {
+            const int col = 8 * n + 2 * t4;
+            float a0 = acc[n][2 * half] * scale, a1 = acc[n][2 * half + 1] * scale;
+            float b0 = acc[n + kPair][2 * half] * scale, b1 = acc[n + kPair][2 * half + 1] * scale;
+            if constexpr (kRotated) {
+                const size_t at = static_cast<size_t>(r) * kHalf + col;
+                const float2 c = *reinterpret_cast<const float2*>(cosT + at);
+                const float2 sn = *reinterpret_cast<const float2*>(sinT + at);
+                rotatePair(a0, b0, c.x, -sn.x);
+                rotatePair(a1, b1, c.y, -sn.y);
+            }
+            storeAs2(row + col, a0, a1);
+            storeAs2(row + col + kHalf, b0, b1);
+        }
     }
 }
 
@@ -174,7 +197,8 @@ __device__ __forceinline__ void store_rows(G* dst, size_t ld, const float (*acc)
 template <int D, typename Q>
 __global__ void __launch_bounds__(kThreadsFA, 3) flash_backward_dkdv_kernel(
     Q* __restrict__ dqkv, const Q* __restrict__ dout, const Q* __restrict__ qkv,
-    const float* __restrict__ lse, const float* __restrict__ delta, int T, int H, float scale, float scaleLog2) {
+    const float* __restrict__ lse, const float* __restrict__ delta, const float* __restrict__ cosT,
+    const float* __restrict__ sinT, int T, int H, float scale, float scaleLog2) {
     __shared__ Tile<D> sQ[2], sdO[2];
     __shared__ float sL[2][kTile], sDl[2][kTile];
     const int kt = blockIdx.x;  // longest first: the loop runs over the tiles from kt on
@@ -251,17 +275,18 @@ __global__ void __launch_bounds__(kThreadsFA, 3) flash_backward_dkdv_kernel(
         __syncthreads();  // the next iteration loads into this stage
     }
     Q* dkb = dqkv + static_cast<size_t>(b) * T * ld + static_cast<size_t>(h) * D + C;
-    store_rows<D>(dkb, ld, dk, scale, k0, T, warp, lane);
-    store_rows<D>(dkb + C, ld, dv, 1.0f, k0, T, warp, lane);
+    store_rows<D, true>(dkb, ld, dk, scale, cosT, sinT, k0, T, warp, lane);
+    store_rows<D, false>(dkb + C, ld, dv, 1.0f, cosT, sinT, k0, T, warp, lane);
 }
 
 // dQ for one query tile (grid: ceil(T/64), B·H):
 //   S = Q Kᵀ, P = exp2(S·scaleLog2 − lse), dP = dO Vᵀ, dS = P ⊙ (dP − delta),
 //   dQ += dS K (· scale at the end).
 template <int D, typename Q>
-__global__ void __launch_bounds__(kThreadsFA) flash_backward_dq_kernel(
+__global__ void __launch_bounds__(kThreadsFA, 3) flash_backward_dq_kernel(
     Q* __restrict__ dqkv, const Q* __restrict__ dout, const Q* __restrict__ qkv,
-    const float* __restrict__ lse, const float* __restrict__ delta, int T, int H, float scale, float scaleLog2) {
+    const float* __restrict__ lse, const float* __restrict__ delta, const float* __restrict__ cosT,
+    const float* __restrict__ sinT, int T, int H, float scale, float scaleLog2) {
     __shared__ Tile<D> sK[2], sV[2];
     __shared__ float sL[kTile], sDl[kTile];
     const int qt = gridDim.x - 1 - blockIdx.x;
@@ -327,7 +352,7 @@ __global__ void __launch_bounds__(kThreadsFA) flash_backward_dq_kernel(
         __syncthreads();  // the next iteration loads into this stage
     }
     Q* dqb = dqkv + static_cast<size_t>(b) * T * ld + static_cast<size_t>(h) * D;
-    store_rows<D>(dqb, ld, dq, scale, q0, T, warp, lane);
+    store_rows<D, true>(dqb, ld, dq, scale, cosT, sinT, q0, T, warp, lane);
 }
 
 }  // namespace relora::gpu::flash

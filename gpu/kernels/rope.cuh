@@ -1,6 +1,8 @@
-// Rotary embedding, "rotate half" convention (Hugging Face Llama), in place.
-// The cos/sin tables are computed on the host exactly as the CPU backend
-// computes them, so both backends rotate by the same angles.
+// Rotary embedding, "rotate half" convention (Hugging Face Llama), in place:
+// the attention's forward pass rotates q|k with it. (The flash backward
+// kernels rotate the gradients of q and k back themselves; the strided-product
+// path uses this with sign -1.) The cos/sin tables come from
+// core/RotaryTables, so both backends rotate by the same angles.
 #pragma once
 
 #include "gpu/kernels/common.cuh"
