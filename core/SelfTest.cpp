@@ -523,6 +523,12 @@ private:
             float* dxNorm = b.put(normalHost(N * C, 69));
             float* dwNorm = b.zeros(C);
             be.rmsnormBackward(dxNorm, dwNorm, dh, x, w, rstd, N, C);
+            // Products reading the norm's dx next (the CUDA backend's norm
+            // leaves its bf16 copy for them), the whole and a column block.
+            float* dxTh = b.zeros(C * C);
+            float* blockTh = b.zeros(64 * C);
+            be.gemm(true, false, C, C, N, 1.0f, dxNorm, C, h, C, 0.0f, dxTh, C);
+            be.gemm(true, false, 64, C, N, 1.0f, dxNorm + 64, C, h, C, 0.0f, blockTh, C);
             return Outputs{{"norm", b.get(h, N * C)},      {"swiglu", b.get(act, N * F)},
                            {"dlogits", b.get(dlogits, N * V)}, {"losses", b.get(losses, N)},
                            {"dlogits of operand logits", b.get(dlogitsOp, N * V)},
@@ -531,6 +537,7 @@ private:
                            {"act·wᵀ", b.get(yf, N * n)},     {"gᵀ·dlogits", b.get(dv, n * V)},
                            {"norm backward of operand dout: dx", b.get(dxNorm, N * C)},
                            {"norm backward of operand dout: dw", b.get(dwNorm, C)},
+                           {"norm's dxᵀ·h", b.get(dxTh, C * C)}, {"norm's dx column blockᵀ·h", b.get(blockTh, 64 * C)},
                            {"h ⊙ x", b.get(masked, N * C)},  {"product into gate|up", b.get(gu2, N * 2 * F)},
                            {"swiglu of it", b.get(act2, N * F)}, {"swiglu backward", b.get(dgu, N * 2 * F)},
                            {"swiglu backward's activation", b.get(actAgain, N * F)},

@@ -426,18 +426,23 @@ const __nv_bfloat16* CudaBackend::bf16Operand(const float* src, size_t rows, siz
         *ld16 = o.cols;
         return static_cast<const __nv_bfloat16*>(o.copy.ptr) + row * o.cols + col;
     }
+    __nv_bfloat16* copy = claimBf16Operand(src, rows, cols, ld);
+    to_bf16_kernel<<<gridFor(rows * cols / 4 + 1), kThreads, 0, stream_>>>(copy, src, rows, cols, ld);
+    CUDA_CHECK_LAUNCH("to_bf16_kernel");
+    *ld16 = cols;
+    return copy;
+}
+
+__nv_bfloat16* CudaBackend::claimBf16Operand(const float* src, size_t rows, size_t cols, size_t ld) {
     Bf16Operand* slot = &bf16Operands_[0];
     for (Bf16Operand& o : bf16Operands_)
         if (o.lastUse < slot->lastUse) slot = &o;
     auto* copy = static_cast<__nv_bfloat16*>(ensure(slot->copy, rows * cols * sizeof(__nv_bfloat16)));
-    to_bf16_kernel<<<gridFor(rows * cols / 4 + 1), kThreads, 0, stream_>>>(copy, src, rows, cols, ld);
-    CUDA_CHECK_LAUNCH("to_bf16_kernel");
     slot->src = src;
     slot->rows = rows;
     slot->cols = cols;
     slot->ld = ld;
-    slot->lastUse = bf16Clock_;
-    *ld16 = cols;
+    slot->lastUse = ++bf16Clock_;
     return copy;
 }
 

@@ -201,6 +201,10 @@ private:
     // The bf16 copy of the row-strided fp32 matrix src(rows, cols; ld), from
     // the operand cache or converted now; *ld16 receives its row stride.
     const __nv_bfloat16* bf16Operand(const float* src, size_t rows, size_t cols, size_t ld, size_t* ld16);
+    // The least recently used cache slot, sized for and registered as the bf16
+    // copy of src(rows, cols; ld), packed; the caller fills it before any
+    // product reads it (stream order).
+    __nv_bfloat16* claimBf16Operand(const float* src, size_t rows, size_t cols, size_t ld);
     // Drops the cached copies whose source overlaps [begin, end).
     void forgetBf16OperandsIn(const float* begin, const float* end);
     // Uploads the multi-tensor table (multi_tensor.cuh) when the tensors

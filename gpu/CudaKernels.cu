@@ -145,14 +145,18 @@ void CudaBackend::rmsnormBackward(float* dx, float* dw, const float* dout, const
     const dim3 grid(static_cast<unsigned>(blocks)), block(static_cast<unsigned>(warps * 32));
     const size_t shared = warps * C * sizeof(float);
     const bool byFour = C % 4 == 0 && aligned16(dx) && aligned16(dout) && aligned16(x) && aligned16(w);
+    // bf16 mode: the projection before the norm takes dx as a bf16 operand
+    // for its dX and dW (and its adapters'), so the kernel writes that copy
+    // into the operand cache as it goes.
+    __nv_bfloat16* dx16 = bf16_ ? claimBf16Operand(dx, N, C, C) : nullptr;
     // dout in bf16 when the products before the norm write an operand buffer.
     withStorage(dout, [&](const auto* g) {
         if (byFour)
-            rmsnorm_backward_kernel<float4><<<grid, block, shared, stream_>>>(dx, partial, g, x, w, rstd, N, C,
-                                                                             rowsPerBlock);
+            rmsnorm_backward_kernel<float4><<<grid, block, shared, stream_>>>(dx, dx16, partial, g, x, w, rstd, N,
+                                                                             C, rowsPerBlock);
         else
-            rmsnorm_backward_kernel<float><<<grid, block, shared, stream_>>>(dx, partial, g, x, w, rstd, N, C,
-                                                                            rowsPerBlock);
+            rmsnorm_backward_kernel<float><<<grid, block, shared, stream_>>>(dx, dx16, partial, g, x, w, rstd, N,
+                                                                            C, rowsPerBlock);
     });
     CUDA_CHECK_LAUNCH("rmsnorm_backward_kernel");
     rmsnorm_dw_reduce_kernel<<<static_cast<unsigned>((C + 31) / 32), 256, 0, stream_>>>(dw, partial, blocks, C);

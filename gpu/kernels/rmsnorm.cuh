@@ -66,15 +66,20 @@ __device__ inline Vec loadVec(const Elem* row, size_t c) {
     if constexpr (sizeof(Vec) == sizeof(float4)) return loadAs4(row + 4 * c);
     else return loadAsFloat(row + c);
 }
+__device__ inline void storeVec(__nv_bfloat16* row, size_t c, float4 v) { storeAs4(row + 4 * c, v); }
+__device__ inline void storeVec(__nv_bfloat16* row, size_t c, float v) { storeAs(row + c, v); }
 
 // dx(N,C) += r·w·g − r³·(Σ g·w·x)/C · x ;  partial(gridDim.x, C) = this
 // block's Σ over its rows of g·x·r. Rows are split into contiguous chunks per
 // block; warp k of a block takes rows k, k+W, ... of its chunk. Vec is float4
 // when C % 4 == 0 (every row then starts 16-byte aligned), else float. The
-// incoming gradient g = dout is fp32 or bf16 (an operand buffer).
-// Dynamic shared memory: (blockDim.x/32) * C floats.
+// incoming gradient g = dout is fp32 or bf16 (an operand buffer). dx16, when
+// not null, receives dx rounded to bf16 (N, C) as well: the products after
+// the norm take dx as a bf16 operand, and this write is cheaper than their
+// own conversion pass. Dynamic shared memory: (blockDim.x/32) * C floats.
 template <typename Vec, typename G>
-__global__ void rmsnorm_backward_kernel(float* __restrict__ dx, float* __restrict__ partial,
+__global__ void rmsnorm_backward_kernel(float* __restrict__ dx, __nv_bfloat16* __restrict__ dx16,
+                                        float* __restrict__ partial,
                                         const G* __restrict__ dout, const float* __restrict__ x,
                                         const float* __restrict__ w, const float* __restrict__ rstd,
                                         size_t N, size_t C, size_t rowsPerBlock) {
@@ -100,6 +105,7 @@ __global__ void rmsnorm_backward_kernel(float* __restrict__ dx, float* __restric
             Vec dc = d[c];
             rmsStep(dc, dwWarp[c], loadVec<Vec>(g, c), xr[c], wv[c], r, k);
             d[c] = dc;
+            if (dx16) storeVec(dx16 + n * C, c, dc);
         }
     }
     __syncthreads();
