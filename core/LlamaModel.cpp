@@ -89,7 +89,7 @@ LlamaModel::LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch,
     head_ = &addParameter("lm_head.weight", V, C, alloc(V * C), alloc(V * C));
 
     for (size_t l = 0; l <= L; ++l) resid_.push_back(alloc(N * C));
-    hf_ = alloc(N * C);
+    hf_ = allocOperand(N * C);  // read only by the head's products
     rstdf_ = alloc(N);
     logits_ = allocOperand(headChunkRows_ * V);
     losses_ = alloc(N);

@@ -299,7 +299,8 @@ private:
     CudaBackend& be_;
     int slot_ = -1;
 };
-// Opens every Backend op that writes device memory (gemm handles its own):
+// Opens every Backend op that writes device memory (gemm and crossEntropy
+// handle their own, knowing what they write):
 // times it, and drops the bf16 operand copies it may make stale.
 #define RELORA_OP(label)        \
     forgetBf16Operands();       \

@@ -233,7 +233,13 @@ void CudaBackend::swigluBackward(float* dgu, const float* dout, const float* gu,
 
 void CudaBackend::crossEntropy(float* dlogits, float* losses, const float* logits, const int32_t* targets,
                                size_t N, size_t V, float gradScale) {
-    RELORA_OP("crossEntropy");
+    // It writes losses and dlogits only, so the operand cache keeps the
+    // rest: the head weight's bf16 copy, made by a chunk's forward product,
+    // then serves that chunk's dX product and the next chunks (one
+    // conversion of the (V, C) weight a step instead of two a chunk).
+    forgetBf16OperandsIn(losses, losses + N);
+    if (dlogits) forgetBf16OperandsIn(dlogits, dlogits + N * V);
+    ProfScope prof(*this, "crossEntropy");
     if (N == 0) return;
     const unsigned blocks = static_cast<unsigned>(std::min<size_t>(N, 65535));
     const int threads = V >= 4096 ? 512 : 256;
