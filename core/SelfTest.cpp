@@ -714,6 +714,39 @@ private:
             be.adamw(param, grad, m, v, n, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 4, skip);
             return Outputs{{"param", b.get(param, n)}, {"m", b.get(m, n)}, {"v", b.get(v, n)}};
         });
+        opCheck("sum of squares and adamw over many tensors", kOpTolerance, [](Backend& be) {
+            Buffers b(be);
+            // Sizes across chunk boundaries (32768 elements a chunk on CUDA)
+            // with ragged tails; offsets that leave a tensor's arrays off
+            // 16-byte alignment (one element in) test the element-wise path.
+            const std::vector<std::pair<size_t, size_t>> shapes = {  // n, offset
+                {70001, 0}, {3, 0}, {65536, 1}, {1000, 2}, {32768, 0}};
+            std::vector<OptimizerTensor> tensors;
+            uint64_t seed = 160;
+            for (const auto& [n, offset] : shapes) {
+                OptimizerTensor t;
+                t.param = b.put(normalHost(n + offset, seed++)) + offset;
+                t.grad = b.put(normalHost(n + offset, seed++)) + offset;
+                t.m = b.put(normalHost(n + offset, seed++, 0.1f)) + offset;
+                t.v = b.put(uniformHost(n + offset, seed++, 0.0f, 0.1f)) + offset;
+                t.n = n;
+                t.weightDecay = tensors.size() % 2 ? 0.0f : 0.1f;
+                t.step = 3 + static_cast<int64_t>(tensors.size());
+                tensors.push_back(t);
+            }
+            float* acc = b.put(std::vector<float>{0.5f});
+            be.sumSquaresAccumulateAll(acc, tensors);
+            const float* state = b.put(std::vector<float>{2.0f, 0.5f, 0.0f});
+            be.adamwAll(tensors, {1e-2f, 0.9f, 0.999f, 1e-8f}, state);
+            Outputs out{{"sum of squares", b.get(acc, 1)}};
+            for (const OptimizerTensor& t : tensors) {
+                const std::string name = " n=" + std::to_string(t.n);
+                out.emplace_back("param" + name, b.get(t.param, t.n));
+                out.emplace_back("m" + name, b.get(t.m, t.n));
+                out.emplace_back("v" + name, b.get(t.v, t.n));
+            }
+            return out;
+        });
         opCheck("uniform, dropout mask, random prune (bit-exact)", 0.0, [](Backend& be) {
             Buffers b(be);
             const size_t n = 10007;

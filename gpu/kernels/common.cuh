@@ -20,7 +20,7 @@ inline unsigned gridFor(size_t n, int threads = kThreads) {
 }
 
 // Whether p may be read and written as float4 (16-byte aligned).
-inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+__host__ __device__ inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 __device__ inline size_t globalThread() {
     return static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
