@@ -579,7 +579,10 @@ private:
             be.embeddingBackward(dtable, dout, tok, N, C);
             return Outputs{{"out", b.get(out, N * C)}, {"dtable", b.get(dtable, V * C)}};
         });
-        for (const size_t C : {size_t{200}, size_t{203}}) {  // float4 rows and the scalar fallback
+        // float4 rows held in registers by CUDA's backward (200: four float4
+        // a lane, 700: six), float4 rows read from memory (1000), the scalar
+        // fallback (203).
+        for (const size_t C : {size_t{200}, size_t{700}, size_t{1000}, size_t{203}}) {
             opCheck("rmsnorm forward/backward, C=" + std::to_string(C), kOpTolerance, [C](Backend& be) {
                 Buffers b(be);
                 const size_t N = 300;

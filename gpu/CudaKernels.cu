@@ -151,12 +151,19 @@ void CudaBackend::rmsnormBackward(float* dx, float* dw, const float* dout, const
     __nv_bfloat16* dx16 = bf16_ ? claimBf16Operand(dx, N, C, C) : nullptr;
     // dout in bf16 when the products before the norm write an operand buffer.
     withStorage(dout, [&](const auto* g) {
-        if (byFour)
-            rmsnorm_backward_kernel<float4><<<grid, block, shared, stream_>>>(dx, dx16, partial, g, x, w, rstd, N,
-                                                                             C, rowsPerBlock);
+        // Rows of the presets' widths (512, 768) in registers.
+        if (byFour && C <= 4 * 32 * 4)
+            rmsnorm_backward_kernel<float4, 4><<<grid, block, shared, stream_>>>(dx, dx16, partial, g, x, w, rstd,
+                                                                                N, C, rowsPerBlock);
+        else if (byFour && C <= 4 * 32 * 6)
+            rmsnorm_backward_kernel<float4, 6><<<grid, block, shared, stream_>>>(dx, dx16, partial, g, x, w, rstd,
+                                                                                N, C, rowsPerBlock);
+        else if (byFour)
+            rmsnorm_backward_kernel<float4, 0><<<grid, block, shared, stream_>>>(dx, dx16, partial, g, x, w, rstd,
+                                                                                N, C, rowsPerBlock);
         else
-            rmsnorm_backward_kernel<float><<<grid, block, shared, stream_>>>(dx, dx16, partial, g, x, w, rstd, N,
-                                                                            C, rowsPerBlock);
+            rmsnorm_backward_kernel<float, 0><<<grid, block, shared, stream_>>>(dx, dx16, partial, g, x, w, rstd,
+                                                                               N, C, rowsPerBlock);
     });
     CUDA_CHECK_LAUNCH("rmsnorm_backward_kernel");
     rmsnorm_dw_reduce_kernel<<<static_cast<unsigned>((C + 31) / 32), 256, 0, stream_>>>(dw, partial, blocks, C);

@@ -76,8 +76,12 @@ __device__ inline void storeVec(__nv_bfloat16* row, size_t c, float v) { storeAs
 // incoming gradient g = dout is fp32 or bf16 (an operand buffer). dx16, when
 // not null, receives dx rounded to bf16 (N, C) as well: the products after
 // the norm take dx as a bf16 operand, and this write is cheaper than their
-// own conversion pass. Dynamic shared memory: (blockDim.x/32) * C floats.
-template <typename Vec, typename G>
+// own conversion pass. kPerLane > 0: rows of at most 32·kPerLane Vecs, whose
+// g and x each lane keeps in registers between the dot product and the
+// update; all of a row's loads are issued at once, where the loop over
+// memory (kPerLane = 0, any width) has two in flight and reads g and x twice.
+// Dynamic shared memory: (blockDim.x/32) * C floats.
+template <typename Vec, int kPerLane, typename G>
 __global__ void rmsnorm_backward_kernel(float* __restrict__ dx, __nv_bfloat16* __restrict__ dx16,
                                         float* __restrict__ partial,
                                         const G* __restrict__ dout, const float* __restrict__ x,
@@ -96,16 +100,37 @@ __global__ void rmsnorm_backward_kernel(float* __restrict__ dx, __nv_bfloat16* _
         const Vec* xr = reinterpret_cast<const Vec*>(x + n * C);
         const G* g = dout + n * C;
         const float r = rstd[n];
-        float dot = 0.0f;
-        for (size_t c = lane; c < vecs; c += 32) dot += rmsDot(loadVec<Vec>(g, c), wv[c], xr[c]);
-        dot = warpSum(dot);
-        const float k = r * r * r * dot / static_cast<float>(C);
         Vec* d = reinterpret_cast<Vec*>(dx + n * C);
-        for (size_t c = lane; c < vecs; c += 32) {
+        float dot = 0.0f, k = 0.0f;
+        const auto update = [&](size_t c, Vec gc, Vec xc) {
             Vec dc = d[c];
-            rmsStep(dc, dwWarp[c], loadVec<Vec>(g, c), xr[c], wv[c], r, k);
+            rmsStep(dc, dwWarp[c], gc, xc, wv[c], r, k);
             d[c] = dc;
             if (dx16) storeVec(dx16 + n * C, c, dc);
+        };
+        if constexpr (kPerLane > 0) {
+            Vec gs[kPerLane], xs[kPerLane];
+#pragma unroll
+            for (int i = 0; i < kPerLane; ++i) {
+                const size_t c = lane + 32 * static_cast<size_t>(i);
+                gs[i] = c < vecs ? loadVec<Vec>(g, c) : Vec{};
+                xs[i] = c < vecs ? xr[c] : Vec{};
+            }
+#pragma unroll
+            for (int i = 0; i < kPerLane; ++i) {
+                const size_t c = lane + 32 * static_cast<size_t>(i);
+                if (c < vecs) dot += rmsDot(gs[i], wv[c], xs[i]);
+            }
+            k = r * r * r * warpSum(dot) / static_cast<float>(C);
+#pragma unroll
+            for (int i = 0; i < kPerLane; ++i) {
+                const size_t c = lane + 32 * static_cast<size_t>(i);
+                if (c < vecs) update(c, gs[i], xs[i]);
+            }
+        } else {
+            for (size_t c = lane; c < vecs; c += 32) dot += rmsDot(loadVec<Vec>(g, c), wv[c], xr[c]);
+            k = r * r * r * warpSum(dot) / static_cast<float>(C);
+            for (size_t c = lane; c < vecs; c += 32) update(c, loadVec<Vec>(g, c), xr[c]);
         }
     }
     __syncthreads();
