@@ -3,7 +3,8 @@
 # self-test, per-op profile of the engine, engine vs PyTorch on the same GPU.
 # Run from the repository root; .devdeps/include must hold sqlite3.h and
 # nlohmann/ (see ../shared/DEVICE.md). Logs go to $OUT (default /tmp/out).
-#   PRESETS="60m 130m" COMPILE=both PROFILE=1 SELFTEST=1 bash bench/gpu_perf_run.sh
+#   PRESETS=60m COMPILE=yes PROFILE=1 SELFTEST=1 bash bench/gpu_perf_run.sh
+# (one preset a call: with torch.compile both take more than a device call's 10 minutes)
 # PRESETS="" skips the comparison with PyTorch.
 set -o pipefail
 ROOT=$PWD; D=$ROOT/.devdeps; OUT=${OUT:-/tmp/out}; mkdir -p $OUT
