@@ -27,13 +27,14 @@ namespace relora::gpu::flash {
 
 constexpr float kLog2e = 1.4426950408889634f;
 
+
 // ---- forward ---------------------------------------------------------------------
 // grid (ceil(T/64), B·H); out(N, C); lse(B·H, T) base-2 log-sum-exp of the scaled scores.
 template <int D, typename Q, typename O>
-__global__ void __launch_bounds__(kThreadsFA, 4) flash_forward_kernel(O* __restrict__ out, float* __restrict__ lse,
+__global__ void __launch_bounds__(kThreadsFA, 3) flash_forward_kernel(O* __restrict__ out, float* __restrict__ lse,
                                                                    const Q* __restrict__ qkv, int T, int H,
                                                                    float scaleLog2) {
-    __shared__ Tile<D> sQ, sK[2], sV[2];
+    __shared__ Tile<D> sK[2], sV[2];
     const int qt = gridDim.x - 1 - blockIdx.x;  // longest tiles first
     const int bh = blockIdx.y, b = bh / H, h = bh % H;
     const int C = H * D;
@@ -42,11 +43,18 @@ __global__ void __launch_bounds__(kThreadsFA, 4) flash_forward_kernel(O* __restr
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
     const int q0 = qt * kTile;
 
-    load_tile<D>(sQ, base, ld, q0, T);
+    // The queries are staged through the second stage.
+    load_tile<D>(sK[1], base, ld, q0, T);
     load_tile<D>(sK[0], base + C, ld, 0, T);
     load_tile<D>(sV[0], base + 2 * C, ld, 0, T);
     cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
     uint32_t qa[D / 16][4];
+    load_a_frags<D>(qa, sK[1], warp, lane);
+    __syncthreads();  // stage 1 is free again
+
+    // m: running maximum of the row's scaled scores (base 2), l: the sum of exp2(score - m).
     float o[D / 8][4];
 #pragma unroll
     for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
@@ -62,21 +70,18 @@ __global__ void __launch_bounds__(kThreadsFA, 4) flash_forward_kernel(O* __restr
         cp_async_commit();
         cp_async_wait<1>();  // everything but the pair just started
         __syncthreads();
-        if (kt == 0) load_a_frags<D>(qa, sQ, warp, lane);
         float s[8][4];
         mma_a_xt<D>(s, qa, sK[stage], lane);
-        const bool diag = kt == qt;
-        float mx0 = m0, mx1 = m1;
+        if (kt == qt) {  // the diagonal tile: mask keys after the row
+#pragma unroll
+            for (int n = 0; n < 8; ++n)
+#pragma unroll
+                for (int e = 0; e < 4; ++e)
+                    if (kt * kTile + 8 * n + 2 * t4 + (e & 1) > (e < 2 ? row0 : row1)) s[n][e] = -INFINITY;
+        }
+        float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
         for (int n = 0; n < 8; ++n) {
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int key = kt * kTile + 8 * n + 2 * t4 + (e & 1);
-                const int row = e < 2 ? row0 : row1;
-                float v = s[n][e] * scaleLog2;
-                if (diag && key > row) v = -INFINITY;
-                s[n][e] = v;
-            }
             mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
             mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
         }
@@ -84,16 +89,19 @@ __global__ void __launch_bounds__(kThreadsFA, 4) flash_forward_kernel(O* __restr
         mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        const float alpha0 = exp2f(m0 - mx0), alpha1 = exp2f(m1 - mx1);  // m = -inf first: 0
-        m0 = mx0;
-        m1 = mx1;
+        // The scale rides on the exponent's FMA. Key 0 comes first and precedes
+        // every row, so m is finite from the first tile on (alpha is 0 there).
+        const float n0 = fmaxf(m0, mx0 * scaleLog2), n1 = fmaxf(m1, mx1 * scaleLog2);
+        const float alpha0 = exp2_approx(m0 - n0), alpha1 = exp2_approx(m1 - n1);
+        m0 = n0;
+        m1 = n1;
         float sum0 = 0.f, sum1 = 0.f;
 #pragma unroll
         for (int n = 0; n < 8; ++n) {
-            s[n][0] = exp2f(s[n][0] - m0);
-            s[n][1] = exp2f(s[n][1] - m0);
-            s[n][2] = exp2f(s[n][2] - m1);
-            s[n][3] = exp2f(s[n][3] - m1);
+            s[n][0] = exp2_approx(fmaf(s[n][0], scaleLog2, -m0));
+            s[n][1] = exp2_approx(fmaf(s[n][1], scaleLog2, -m0));
+            s[n][2] = exp2_approx(fmaf(s[n][2], scaleLog2, -m1));
+            s[n][3] = exp2_approx(fmaf(s[n][3], scaleLog2, -m1));
             sum0 += s[n][0] + s[n][1];
             sum1 += s[n][2] + s[n][3];
         }
@@ -250,17 +258,18 @@ __global__ void __launch_bounds__(kThreadsFA, 3) flash_backward_dkdv_kernel(
         const float* rowD = sDl[stage];
         float p[8][4];
         mma_a_xt<D>(p, ka, q, lane);  // Sᵀ (keys x queries)
-        const bool diag = qt == kt;
 #pragma unroll
         for (int n = 0; n < 8; ++n)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int qi = 8 * n + 2 * t4 + (e & 1);
-                const int key = e < 2 ? key0 : key1;
-                float v = exp2f(p[n][e] * scaleLog2 - rowL[qi]);
-                if (diag && key > q0 + qi) v = 0.f;
-                p[n][e] = v;
-            }
+            for (int e = 0; e < 4; ++e)
+                p[n][e] = exp2_approx(fmaf(p[n][e], scaleLog2, -rowL[8 * n + 2 * t4 + (e & 1)]));
+        if (qt == kt) {  // the diagonal tile: queries before the key see nothing of it
+#pragma unroll
+            for (int n = 0; n < 8; ++n)
+#pragma unroll
+                for (int e = 0; e < 4; ++e)
+                    if ((e < 2 ? key0 : key1) > q0 + 8 * n + 2 * t4 + (e & 1)) p[n][e] = 0.f;
+        }
         mma_p_y<D>(dv, p, dO, lane);  // dV += Pᵀ dO
         float dp[8][4];
         mma_a_xt<D>(dp, va, dO, lane);  // dPᵀ = V dOᵀ
@@ -331,17 +340,17 @@ __global__ void __launch_bounds__(kThreadsFA, 3) flash_backward_dq_kernel(
         __syncthreads();
         float p[8][4];
         mma_a_xt<D>(p, qa, sK[stage], lane);
-        const bool diag = kt == qt;
 #pragma unroll
         for (int n = 0; n < 8; ++n)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int key = k0 + 8 * n + 2 * t4 + (e & 1);
-                const int row = q0 + (e < 2 ? r0 : r1);
-                float v = exp2f(p[n][e] * scaleLog2 - (e < 2 ? lse0 : lse1));
-                if (diag && key > row) v = 0.f;
-                p[n][e] = v;
-            }
+            for (int e = 0; e < 4; ++e) p[n][e] = exp2_approx(fmaf(p[n][e], scaleLog2, -(e < 2 ? lse0 : lse1)));
+        if (kt == qt) {  // the diagonal tile: keys after the row are masked
+#pragma unroll
+            for (int n = 0; n < 8; ++n)
+#pragma unroll
+                for (int e = 0; e < 4; ++e)
+                    if (k0 + 8 * n + 2 * t4 + (e & 1) > q0 + (e < 2 ? r0 : r1)) p[n][e] = 0.f;
+        }
         float dp[8][4];
         mma_a_xt<D>(dp, doa, sV[stage], lane);  // dP = dO Vᵀ
 #pragma unroll

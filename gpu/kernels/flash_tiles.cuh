@@ -52,23 +52,30 @@ __device__ __forceinline__ void cp_async_wait() {
 
 // Starts loading rows [row0, row0+64) of a (T, D) bf16 slice (row stride ld,
 // 16-byte aligned rows) into t, zeros past T; complete after cp_async_wait.
+// Every thread copies the same column chunk of kTile / kStep rows a fixed
+// kStep apart, so all the index arithmetic but one row offset is loop-invariant.
 template <int D>
 __device__ __forceinline__ void load_tile(Tile<D>& t, const __nv_bfloat16* __restrict__ src, size_t ld, int row0,
                                           int T) {
-    constexpr int kChunks = D / 8;  // 16-byte chunks per row
-    for (int i = threadIdx.x; i < kTile * kChunks; i += kThreadsFA) {
-        const int r = i / kChunks, c = (i % kChunks) * 8;
+    constexpr int kChunks = D / 8, kStep = kThreadsFA / kChunks;  // 16-byte chunks a row, rows a pass
+    const int r0 = threadIdx.x / kChunks, c = (threadIdx.x % kChunks) * 8;
+    const __nv_bfloat16* p = src + static_cast<size_t>(row0 + r0) * ld + c;
+#pragma unroll
+    for (int i = 0; i < kTile / kStep; ++i) {
+        const int r = r0 + i * kStep;
         const bool ok = row0 + r < T;
-        cp_async<16>(&t.v[r * Tile<D>::kLd + c], src + static_cast<size_t>(ok ? row0 + r : 0) * ld + c, ok);
+        cp_async<16>(&t.v[r * Tile<D>::kLd + c], ok ? p + static_cast<size_t>(i * kStep) * ld : src, ok);
     }
 }
 // The same from an fp32 slice, rounded to bf16: synchronous, so it needs no
 // cp_async_wait, only the __syncthreads every reader passes anyway.
 template <int D>
 __device__ __forceinline__ void load_tile(Tile<D>& t, const float* __restrict__ src, size_t ld, int row0, int T) {
-    constexpr int kVec = D / 4;
-    for (int i = threadIdx.x; i < kTile * kVec; i += kThreadsFA) {
-        const int r = i / kVec, c = (i % kVec) * 4;
+    constexpr int kVec = D / 4, kStep = kThreadsFA / kVec;
+    const int r0 = threadIdx.x / kVec, c = (threadIdx.x % kVec) * 4;
+#pragma unroll
+    for (int i = 0; i < kTile / kStep; ++i) {
+        const int r = r0 + i * kStep;
         float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
         if (row0 + r < T) x = loadAs4(src + static_cast<size_t>(row0 + r) * ld + c);
         *reinterpret_cast<uint2*>(&t.v[r * Tile<D>::kLd + c]) = packBf16x4(x);
@@ -85,6 +92,14 @@ __device__ __forceinline__ void load_row_stats(float* sL, float* sD, const float
         cp_async<4>(&sL[i], lse + row, ok);
         cp_async<4>(&sD[i], delta + row, ok);
     }
+}
+
+// 2^x in one MUFU instruction (exp2f adds a denormal range fix-up; the
+// probabilities it would rescue are below bf16's resolution of a row's sum).
+__device__ __forceinline__ float exp2_approx(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
 }
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
