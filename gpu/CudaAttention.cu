@@ -56,7 +56,8 @@ void requireFlashAligned(const T* p) {
 
 void CudaBackend::attentionForward(float* out, float* probs, float* qkv, size_t B, size_t T, size_t H,
                                    size_t D, float ropeTheta) {
-    RELORA_OP("attentionForward");
+    RELORA_OP_WRITES("attentionForward", {out, B * T * H * D}, {probs, attentionStateSize(B, T, H, D)},
+                     {qkv, B * T * 3 * H * D});
     if (B * T * H * D == 0) return;
     rotateQueriesKeys(qkv, B, T, H, D, ropeTheta, false);
     if (flashAttention(D)) {
@@ -100,7 +101,7 @@ void CudaBackend::attentionForward(float* out, float* probs, float* qkv, size_t 
 
 void CudaBackend::attentionBackward(float* dqkv, const float* dout, const float* out, const float* probs,
                                     const float* qkv, size_t B, size_t T, size_t H, size_t D, float ropeTheta) {
-    RELORA_OP("attentionBackward");
+    RELORA_OP_WRITES("attentionBackward", {dqkv, B * T * 3 * H * D});
     if (B * T * H * D == 0) return;
     if (flashAttention(D)) {
         auto* delta = static_cast<float*>(ensure(attentionDelta_, B * H * T * sizeof(float)));

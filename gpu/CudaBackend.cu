@@ -337,7 +337,7 @@ void CudaBackend::downloadInts(int32_t* host, const int32_t* src, size_t count) 
 }
 
 void CudaBackend::copy(float* dst, const float* src, size_t count) {
-    RELORA_OP("copy");
+    RELORA_OP_WRITES("copy", {dst, count});
     requireFp32(src, "copy");
     if (count == 0 || dst == src) return;
     if (__nv_bfloat16* dst16 = storedBf16(dst)) return narrow(dst16, src, count);
@@ -434,16 +434,36 @@ const __nv_bfloat16* CudaBackend::bf16Operand(const float* src, size_t rows, siz
 }
 
 __nv_bfloat16* CudaBackend::claimBf16Operand(const float* src, size_t rows, size_t cols, size_t ld) {
-    Bf16Operand* slot = &bf16Operands_[0];
-    for (Bf16Operand& o : bf16Operands_)
-        if (o.lastUse < slot->lastUse) slot = &o;
-    auto* copy = static_cast<__nv_bfloat16*>(ensure(slot->copy, rows * cols * sizeof(__nv_bfloat16)));
-    slot->src = src;
+    const size_t bytes = rows * cols * sizeof(__nv_bfloat16);
+    Bf16Operand* slot = rows * cols <= kKeptElements ? keptSlot(src, bytes) : nullptr;
+    if (!slot) {  // the least recently used transient slot
+        slot = &bf16Operands_[0];
+        for (size_t i = 1; i < kTransientOperands; ++i)
+            if (bf16Operands_[i].lastUse < slot->lastUse) slot = &bf16Operands_[i];
+    }
+    auto* copy = static_cast<__nv_bfloat16*>(ensure(slot->copy, bytes));
+    slot->src = slot->home = src;
     slot->rows = rows;
     slot->cols = cols;
     slot->ld = ld;
     slot->lastUse = ++bf16Clock_;
     return copy;
+}
+
+CudaBackend::Bf16Operand* CudaBackend::keptSlot(const float* src, size_t bytes) {
+    Bf16Operand* const begin = bf16Operands_ + kTransientOperands;
+    Bf16Operand *own = nullptr, *emptyFit = nullptr, *unused = nullptr;
+    size_t held = 0;
+    for (Bf16Operand* o = begin; o != std::end(bf16Operands_); ++o) {
+        held += o->copy.bytes;
+        const bool fits = o->copy.bytes >= bytes;
+        if (fits && o->home == src) own = o;
+        if (fits && !o->src && (!emptyFit || o->copy.bytes < emptyFit->copy.bytes)) emptyFit = o;
+        if (!o->copy.ptr && !unused) unused = o;
+    }
+    if (own) return own;
+    if (emptyFit) return emptyFit;
+    return unused && held + bytes <= kKeptBytes ? unused : nullptr;
 }
 
 const float* CudaBackend::widened(const float* x, size_t n, Scratch& scratch) {
@@ -467,6 +487,11 @@ void CudaBackend::forgetBf16Operands() {
 void CudaBackend::forgetBf16OperandsIn(const float* begin, const float* end) {
     for (Bf16Operand& o : bf16Operands_)
         if (o.src && o.src < end && begin < o.src + (o.rows - 1) * o.ld + o.cols) o.src = nullptr;
+}
+
+void CudaBackend::forgetBf16OperandsIn(std::initializer_list<Written> ranges) {
+    for (const Written& w : ranges)
+        if (w.begin && w.count) forgetBf16OperandsIn(w.begin, w.begin + w.count);
 }
 
 void CudaBackend::gemmStridedBatched(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha,
@@ -497,10 +522,10 @@ void CudaBackend::reduce(float* out, const float* x, size_t n, bool squares, boo
 }
 
 void CudaBackend::sum(float* out, const float* x, size_t n) {
-    RELORA_OP("sum"); reduce(out, x, n, false, false); }
+    RELORA_OP_WRITES("sum", {out, 1}); reduce(out, x, n, false, false); }
 
 void CudaBackend::sumSquaresAccumulate(float* acc, const float* x, size_t n) {
-    RELORA_OP("sumSquares"); reduce(acc, x, n, true, true); }
+    RELORA_OP_WRITES("sumSquares", {acc, 1}); reduce(acc, x, n, true, true); }
 
 void CudaBackend::finishGradNorm(float* state, const float* acc, const float* loss, float maxNorm) {
     RELORA_OP("finishGradNorm");
@@ -510,7 +535,7 @@ void CudaBackend::finishGradNorm(float* state, const float* acc, const float* lo
 
 void CudaBackend::adamw(float* param, const float* grad, float* m, float* v, size_t n, float lr, float beta1,
                         float beta2, float eps, float weightDecay, int64_t step, const float* state) {
-    RELORA_OP("adamw");
+    RELORA_OP_WRITES("adamw", {param, n}, {m, n}, {v, n});
     if (n == 0) return;
     // Bias corrections exactly as the CPU backend computes them.
     const float bc1 = 1.0f - std::pow(beta1, static_cast<float>(step));
@@ -594,7 +619,7 @@ void CudaBackend::adamwAll(const std::vector<OptimizerTensor>& tensors, const Ad
 }
 
 void CudaBackend::zeroWhereZero(float* x, const float* ref, size_t n) {
-    RELORA_OP("zeroWhereZero");
+    RELORA_OP_WRITES("zeroWhereZero", {x, n});
     if (n == 0) return;
     zero_where_zero_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, ref, n);
     CUDA_CHECK_LAUNCH("zero_where_zero_kernel");

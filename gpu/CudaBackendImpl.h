@@ -28,6 +28,8 @@
 
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
+
+#include <initializer_list>
 #include <cuda_runtime.h>
 
 #include <map>
@@ -207,6 +209,13 @@ private:
     __nv_bfloat16* claimBf16Operand(const float* src, size_t rows, size_t cols, size_t ld);
     // Drops the cached copies whose source overlaps [begin, end).
     void forgetBf16OperandsIn(const float* begin, const float* end);
+    // The same for ranges of `count` floats from `begin` (an operand buffer's
+    // handle range is harmless: no copy has such a source).
+    struct Written {
+        const float* begin;
+        size_t count;
+    };
+    void forgetBf16OperandsIn(std::initializer_list<Written> ranges);
     // Uploads the multi-tensor table (multi_tensor.cuh) when the tensors
     // differ from the last upload; returns the number of chunks.
     long long uploadTensorTable(const std::vector<OptimizerTensor>& tensors);
@@ -225,19 +234,34 @@ private:
     size_t liveBytes_ = 0, peakBytes_ = 0;
 
     Scratch cublasWorkspace_;
-    // bf16 copies of recent product operands. A backward pass multiplies
-    // the same gradient twice in a row (dx = dy·W, then dW = dyᵀ·x and the
-    // adapters' dy·B, dyᵀ·u), a LoRA forward the same input twice: the copy
-    // made for the first product serves the next ones (also for a column
-    // block of it) until an op writes device memory.
+    // bf16 copies of product operands, valid until an op writes over their
+    // source. A backward pass multiplies the same gradient twice in a row
+    // (dx = dy·W, then dW = dyᵀ·x and the adapters' dy·B, dyᵀ·u), a LoRA
+    // forward the same input twice: the copy made for the first product
+    // serves the next ones (also for a column block of it). Matrices of up
+    // to kKeptElements (the layers' weights, the adapters' factors) go to a
+    // larger pool, so that the copy of a weight made for the forward product
+    // also serves its dX product in the backward pass; larger ones (the
+    // activations' gradients, the head's weight) share a few slots.
     struct Bf16Operand {
-        const float* src = nullptr;  // null: empty
+        const float* src = nullptr;   // null: empty
+        const float* home = nullptr;  // the last source, kept when the copy goes stale
         size_t rows = 0, cols = 0, ld = 0;
         uint64_t lastUse = 0;
         Scratch copy;                // (rows, cols) bf16, packed
     };
-    static constexpr size_t kBf16Operands = 3;  // both operands of a product + one kept
-    Bf16Operand bf16Operands_[kBf16Operands];
+    // A kept copy goes back to the slot its source had (each step's weights
+    // after AdamW wiped the cache), else to an empty slot it fits, else to a
+    // slot with no memory yet while the pool stays within kKeptBytes, else
+    // to the transient slots: a kept slot never reallocates (cudaFree would
+    // wait for the device).
+    static constexpr size_t kTransientOperands = 3;  // both operands of a product + one kept
+    static constexpr size_t kKeptOperands = 64;      // 130m: 48 weights
+    static constexpr size_t kKeptElements = size_t{4} << 20;  // 130m gate|up: 3.1 Mi
+    static constexpr size_t kKeptBytes = size_t{256} << 20;  // the kept pool's memory, at most
+    Bf16Operand bf16Operands_[kTransientOperands + kKeptOperands];
+    // The kept slot for a copy of `bytes` from src, or null (use a transient one).
+    Bf16Operand* keptSlot(const float* src, size_t bytes);
     uint64_t bf16Clock_ = 0;
     Scratch tensorTable_;        // multi-tensor table + chunk prefix
     std::vector<unsigned char> tensorTableHost_;  // what tensorTable_ holds
@@ -300,10 +324,14 @@ private:
     int slot_ = -1;
 };
 // Opens every Backend op that writes device memory (gemm and crossEntropy
-// handle their own, knowing what they write):
-// times it, and drops the bf16 operand copies it may make stale.
+// handle their own, knowing what they write): times it, and drops the bf16
+// operand copies it may make stale: all of them, or with RELORA_OP_WRITES
+// those whose source overlaps the ranges it names ({pointer, floats}, ...).
 #define RELORA_OP(label)        \
     forgetBf16Operands();       \
+    ::relora::gpu::ProfScope relora_prof_scope_(*this, label)
+#define RELORA_OP_WRITES(label, ...)     \
+    forgetBf16OperandsIn({__VA_ARGS__}); \
     ::relora::gpu::ProfScope relora_prof_scope_(*this, label)
 
 }  // namespace relora::gpu

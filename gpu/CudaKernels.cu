@@ -21,49 +21,49 @@
 namespace relora::gpu {
 
 void CudaBackend::fill(float* x, float value, size_t count) {
-    RELORA_OP("fill");
+    RELORA_OP_WRITES("fill", {x, count});
     if (count == 0) return;
     fill_kernel<<<gridFor(count), kThreads, 0, stream_>>>(x, value, count);
     CUDA_CHECK_LAUNCH("fill_kernel");
 }
 
 void CudaBackend::axpy(float* y, float alpha, const float* x, size_t n) {
-    RELORA_OP("axpy");
+    RELORA_OP_WRITES("axpy", {y, n});
     if (n == 0) return;
     withStorage(y, [&](auto* out) { axpy_kernel<<<gridFor(n), kThreads, 0, stream_>>>(out, alpha, x, n); });
     CUDA_CHECK_LAUNCH("axpy_kernel");
 }
 
 void CudaBackend::scale(float* x, float alpha, size_t n) {
-    RELORA_OP("scale");
+    RELORA_OP_WRITES("scale", {x, n});
     if (n == 0) return;
     scale_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, alpha, n);
     CUDA_CHECK_LAUNCH("scale_kernel");
 }
 
 void CudaBackend::multiply(float* out, const float* a, const float* b, size_t n) {
-    RELORA_OP("multiply");
+    RELORA_OP_WRITES("multiply", {out, n});
     if (n == 0) return;
     withStorage(a, [&](const auto* in) { multiply_kernel<<<gridFor(n), kThreads, 0, stream_>>>(out, in, b, n); });
     CUDA_CHECK_LAUNCH("multiply_kernel");
 }
 
 void CudaBackend::fillNormal(float* x, size_t n, float stddev, uint64_t seed) {
-    RELORA_OP("fillNormal");
+    RELORA_OP_WRITES("fillNormal", {x, n});
     if (n == 0) return;
     fill_normal_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, n, stddev, seed);
     CUDA_CHECK_LAUNCH("fill_normal_kernel");
 }
 
 void CudaBackend::fillUniform(float* x, size_t n, float bound, uint64_t seed) {
-    RELORA_OP("fillUniform");
+    RELORA_OP_WRITES("fillUniform", {x, n});
     if (n == 0) return;
     fill_uniform_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, n, bound, seed);
     CUDA_CHECK_LAUNCH("fill_uniform_kernel");
 }
 
 void CudaBackend::dropoutMask(float* mask, size_t n, float p, uint64_t seed) {
-    RELORA_OP("dropoutMask");
+    RELORA_OP_WRITES("dropoutMask", {mask, n});
     if (n == 0) return;
     const float keep = 1.0f / (1.0f - p);
     dropout_mask_kernel<<<gridFor(n), kThreads, 0, stream_>>>(mask, n, p, keep, seed);
@@ -71,7 +71,7 @@ void CudaBackend::dropoutMask(float* mask, size_t n, float p, uint64_t seed) {
 }
 
 void CudaBackend::pruneRandom(float* x, size_t n, float p, uint64_t seed) {
-    RELORA_OP("pruneRandom");
+    RELORA_OP_WRITES("pruneRandom", {x, n});
     if (n == 0) return;
     prune_random_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, n, p, seed);
     CUDA_CHECK_LAUNCH("prune_random_kernel");
@@ -79,7 +79,7 @@ void CudaBackend::pruneRandom(float* x, size_t n, float p, uint64_t seed) {
 
 void CudaBackend::embeddingForward(float* out, const int32_t* tokens, const float* table, size_t N,
                                    size_t C) {
-    RELORA_OP("embeddingForward");
+    RELORA_OP_WRITES("embeddingForward", {out, N * C});
     if (N == 0 || C == 0) return;
     embedding_forward_kernel<<<gridFor(N * C), kThreads, 0, stream_>>>(out, tokens, table, N, C);
     CUDA_CHECK_LAUNCH("embedding_forward_kernel");
@@ -112,7 +112,7 @@ void CudaBackend::embeddingBackward(float* dtable, const float* dout, const int3
 
 void CudaBackend::rmsnormForward(float* out, float* rstd, const float* x, const float* w, size_t N, size_t C,
                                  float eps) {
-    RELORA_OP("rmsnormForward");
+    RELORA_OP_WRITES("rmsnormForward", {out, N * C}, {rstd, N});
     if (N == 0) return;
     // One warp per row, kThreads/32 rows per block.
     const bool byFour = C % 4 == 0 && aligned16(out) && aligned16(x) && aligned16(w);
@@ -127,7 +127,7 @@ void CudaBackend::rmsnormForward(float* out, float* rstd, const float* x, const 
 
 void CudaBackend::rmsnormBackward(float* dx, float* dw, const float* dout, const float* x, const float* w,
                                   const float* rstd, size_t N, size_t C) {
-    RELORA_OP("rmsnormBackward");
+    RELORA_OP_WRITES("rmsnormBackward", {dx, N * C}, {dw, C});
     if (N == 0 || C == 0) return;
     // Shared memory holds one C-wide dw row per warp: as many warps as fit
     // in 48 KiB, at most 8.
@@ -203,7 +203,7 @@ void CudaBackend::rotateQueriesKeys(float* x, size_t B, size_t T, size_t H, size
 }
 
 void CudaBackend::swigluForward(float* out, const float* gu, size_t N, size_t F) {
-    RELORA_OP("swigluForward");
+    RELORA_OP_WRITES("swigluForward", {out, N * F});
     if (N * F == 0) return;
     const unsigned blocks = static_cast<unsigned>(std::min<size_t>(N, 65535));
     const bool vec4 = F % 4 == 0 && aligned16(out) && aligned16(gu);
@@ -217,7 +217,7 @@ void CudaBackend::swigluForward(float* out, const float* gu, size_t N, size_t F)
 }
 
 void CudaBackend::swigluBackward(float* dgu, const float* dout, const float* gu, size_t N, size_t F, float* out) {
-    RELORA_OP("swigluBackward");
+    RELORA_OP_WRITES("swigluBackward", {dgu, N * 2 * F}, {out, N * F});
     if (N * F == 0) return;
     if (out && (storedBf16(out) != nullptr) != (storedBf16(dgu) != nullptr))
         throw std::logic_error("swigluBackward: the activation and the gradient must have the same storage");
