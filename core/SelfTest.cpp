@@ -445,7 +445,7 @@ private:
             Buffers b(be);
             const size_t n = 1024, k = 1100, m = 48;  // x(n,k) is above the backend's 1 Mi-element threshold
             float* x = b.put(normalHost(n * k, 45));
-            const float* w = b.put(normalHost(m * k, 46, 0.05f));
+            float* w = b.put(normalHost(m * k, 46, 0.05f));
             const float* g = b.put(normalHost(n * m, 47));
             float* y = b.zeros(n * m);
             float* dw = b.zeros(m * k);
@@ -460,6 +460,9 @@ private:
             be.scale(x, -2.0f, n * k);
             be.gemm(false, true, n, m, k, 1.0f, x, k, w, k, 0.0f, y, m);
             out.emplace_back("x·wᵀ after x changed", b.get(y, n * m));
+            be.scale(w, 3.0f, m * k);  // w's copy is one the backend keeps longer (a weight's size)
+            be.gemm(false, true, n, m, k, 1.0f, x, k, w, k, 0.0f, y, m);
+            out.emplace_back("x·wᵀ after w changed", b.get(y, n * m));
             return out;
         }, true);
         // Operand buffers (bf16 on the CUDA backend): written by the norm,
