@@ -28,10 +28,9 @@
 
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
-
-#include <initializer_list>
 #include <cuda_runtime.h>
 
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
