@@ -27,7 +27,6 @@ namespace relora::gpu::flash {
 
 constexpr float kLog2e = 1.4426950408889634f;
 
-
 // ---- forward ---------------------------------------------------------------------
 // grid (ceil(T/64), B·H); out(N, C); lse(B·H, T) base-2 log-sum-exp of the scaled scores.
 template <int D, typename Q, typename O>
