@@ -23,7 +23,10 @@ __device__ inline void rmsStore(Out* o, float4 x, float r, float4 w) {
 
 // out(N,C) = x * rstd * w; rstd(N) = 1/sqrt(mean(x^2) + eps). One warp per
 // row; Vec is float4 when C % 4 == 0 (rows 16-byte aligned), else float.
-template <typename Vec, typename Out>
+// kPerLane > 0: rows of at most 32·kPerLane Vecs, which each lane keeps in
+// registers between the sum of squares and the output, all of a row's loads
+// issued at once; kPerLane = 0 (any width) reads the row twice.
+template <typename Vec, int kPerLane, typename Out>
 __global__ void rmsnorm_forward_kernel(Out* __restrict__ out, float* __restrict__ rstd,
                                        const float* __restrict__ x, const float* __restrict__ w,
                                        size_t N, size_t C, float eps) {
@@ -33,13 +36,29 @@ __global__ void rmsnorm_forward_kernel(Out* __restrict__ out, float* __restrict_
     const Vec* wv = reinterpret_cast<const Vec*>(w);
     for (size_t n = blockIdx.x * warpsPerBlock + threadIdx.x / 32; n < N; n += gridDim.x * warpsPerBlock) {
         const Vec* xr = reinterpret_cast<const Vec*>(x + n * C);
-        float ss = 0.0f;
-        for (size_t c = lane; c < vecs; c += 32) ss += rmsSquares(xr[c]);
-        ss = warpSum(ss);
-        const float r = 1.0f / sqrtf(ss / static_cast<float>(C) + eps);
-        if (lane == 0) rstd[n] = r;
         Out* o = out + n * C;
-        for (size_t c = lane; c < vecs; c += 32) rmsStore(o + c * kWidth, xr[c], r, wv[c]);
+        float ss = 0.0f;
+        if constexpr (kPerLane > 0) {
+            Vec xs[kPerLane];
+#pragma unroll
+            for (int i = 0; i < kPerLane; ++i) {
+                const size_t c = lane + 32 * static_cast<size_t>(i);
+                xs[i] = c < vecs ? xr[c] : Vec{};
+                ss += rmsSquares(xs[i]);
+            }
+            const float r = 1.0f / sqrtf(warpSum(ss) / static_cast<float>(C) + eps);
+            if (lane == 0) rstd[n] = r;
+#pragma unroll
+            for (int i = 0; i < kPerLane; ++i) {
+                const size_t c = lane + 32 * static_cast<size_t>(i);
+                if (c < vecs) rmsStore(o + c * kWidth, xs[i], r, wv[c]);
+            }
+        } else {
+            for (size_t c = lane; c < vecs; c += 32) ss += rmsSquares(xr[c]);
+            const float r = 1.0f / sqrtf(warpSum(ss) / static_cast<float>(C) + eps);
+            if (lane == 0) rstd[n] = r;
+            for (size_t c = lane; c < vecs; c += 32) rmsStore(o + c * kWidth, xr[c], r, wv[c]);
+        }
     }
 }
 
@@ -102,19 +121,20 @@ __global__ void rmsnorm_backward_kernel(float* __restrict__ dx, __nv_bfloat16* _
         const float r = rstd[n];
         Vec* d = reinterpret_cast<Vec*>(dx + n * C);
         float dot = 0.0f, k = 0.0f;
-        const auto update = [&](size_t c, Vec gc, Vec xc) {
-            Vec dc = d[c];
+        const auto update = [&](size_t c, Vec dc, Vec gc, Vec xc) {
             rmsStep(dc, dwWarp[c], gc, xc, wv[c], r, k);
             d[c] = dc;
             if (dx16) storeVec(dx16 + n * C, c, dc);
         };
         if constexpr (kPerLane > 0) {
-            Vec gs[kPerLane], xs[kPerLane];
+            // dx too is loaded with g and x, so a row costs one round trip to memory.
+            Vec gs[kPerLane], xs[kPerLane], ds[kPerLane];
 #pragma unroll
             for (int i = 0; i < kPerLane; ++i) {
                 const size_t c = lane + 32 * static_cast<size_t>(i);
                 gs[i] = c < vecs ? loadVec<Vec>(g, c) : Vec{};
                 xs[i] = c < vecs ? xr[c] : Vec{};
+                ds[i] = c < vecs ? d[c] : Vec{};
             }
 #pragma unroll
             for (int i = 0; i < kPerLane; ++i) {
@@ -125,12 +145,12 @@ __global__ void rmsnorm_backward_kernel(float* __restrict__ dx, __nv_bfloat16* _
 #pragma unroll
             for (int i = 0; i < kPerLane; ++i) {
                 const size_t c = lane + 32 * static_cast<size_t>(i);
-                if (c < vecs) update(c, gs[i], xs[i]);
+                if (c < vecs) update(c, ds[i], gs[i], xs[i]);
             }
         } else {
             for (size_t c = lane; c < vecs; c += 32) dot += rmsDot(loadVec<Vec>(g, c), wv[c], xr[c]);
             k = r * r * r * warpSum(dot) / static_cast<float>(C);
-            for (size_t c = lane; c < vecs; c += 32) update(c, loadVec<Vec>(g, c), xr[c]);
+            for (size_t c = lane; c < vecs; c += 32) update(c, d[c], loadVec<Vec>(g, c), xr[c]);
         }
     }
     __syncthreads();
