@@ -30,7 +30,7 @@ constexpr float kLog2e = 1.4426950408889634f;
 // ---- forward ---------------------------------------------------------------------
 // grid (ceil(T/64), B·H); out(N, C); lse(B·H, T) base-2 log-sum-exp of the scaled scores.
 template <int D, typename Q, typename O>
-__global__ void __launch_bounds__(kThreadsFA, 3) flash_forward_kernel(O* __restrict__ out, float* __restrict__ lse,
+__global__ void __launch_bounds__(kThreadsFA, 4) flash_forward_kernel(O* __restrict__ out, float* __restrict__ lse,
                                                                    const Q* __restrict__ qkv, int T, int H,
                                                                    float scaleLog2) {
     __shared__ Tile<D> sK[2], sV[2];
