@@ -263,7 +263,10 @@ void CudaBackend::crossEntropy(float* dlogits, float* losses, const float* logit
         withStorage(dlogits, [&](auto* d) {
             const size_t rowThreads = ((V / 4 + kRowInRegisters - 1) / kRowInRegisters + 31) / 32 * 32;
             const bool vec4 = V % 4 == 0 && aligned16(z) && aligned16(d);
-            if (vec4 && rowThreads <= 512)
+            if (vec4 && rowThreads > kSplitThreads && rowThreads <= 2 * kSplitThreads)
+                cross_entropy_split_kernel<<<2 * std::min<unsigned>(blocks, 32767), kSplitThreads, 0, stream_>>>(
+                    d, losses, z, targets, N, V, gradScale);
+            else if (vec4 && rowThreads <= 512)
                 cross_entropy_row_kernel<<<blocks, static_cast<unsigned>(rowThreads), 0, stream_>>>(
                     d, losses, z, targets, N, V, gradScale);
             else if (vec4)
