@@ -570,19 +570,22 @@ private:
                                {"dqkv", b.get(dqkv, N * 3 * C)}, {"dqkv, all operands", b.get(dqkvOp, N * 3 * C)}};
             }, true);
         }
-        opCheck("embedding forward/backward", 0.0, [](Backend& be) {
-            Buffers b(be);
-            const size_t V = 50, C = 40, N = 300;
-            const int32_t* tok = b.put(tokensHost(N, static_cast<int>(V), 50));
-            const float* table = b.put(normalHost(V * C, 51));
-            float* out = b.zeros(N * C);
-            be.embeddingForward(out, tok, table, N, C);
-            float* dtable = b.put(normalHost(V * C, 52));
-            const float* dout = b.put(normalHost(N * C, 53));
-            be.embeddingBackward(dtable, dout, tok, N, C);
-            return Outputs{{"out", b.get(out, N * C)}, {"dtable", b.get(dtable, V * C)}};
-        });
-        // float4 rows held in registers by CUDA's backward (200: four float4
+        // Rows copied four values an access (C = 40) and one (37).
+        for (const size_t C : {size_t{40}, size_t{37}}) {
+            opCheck("embedding forward/backward, C=" + std::to_string(C), 0.0, [C](Backend& be) {
+                Buffers b(be);
+                const size_t V = 50, N = 300;
+                const int32_t* tok = b.put(tokensHost(N, static_cast<int>(V), 50));
+                const float* table = b.put(normalHost(V * C, 51));
+                float* out = b.zeros(N * C);
+                be.embeddingForward(out, tok, table, N, C);
+                float* dtable = b.put(normalHost(V * C, 52));
+                const float* dout = b.put(normalHost(N * C, 53));
+                be.embeddingBackward(dtable, dout, tok, N, C);
+                return Outputs{{"out", b.get(out, N * C)}, {"dtable", b.get(dtable, V * C)}};
+            });
+        }
+        // float4 rows held in registers by CUDA's kernels (200: four float4
         // a lane, 700: six), float4 rows read from memory (1000), the scalar
         // fallback (203).
         for (const size_t C : {size_t{200}, size_t{700}, size_t{1000}, size_t{203}}) {

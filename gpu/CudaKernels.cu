@@ -81,7 +81,11 @@ void CudaBackend::embeddingForward(float* out, const int32_t* tokens, const floa
                                    size_t C) {
     RELORA_OP_WRITES("embeddingForward", {out, N * C});
     if (N == 0 || C == 0) return;
-    embedding_forward_kernel<<<gridFor(N * C), kThreads, 0, stream_>>>(out, tokens, table, N, C);
+    const bool byFour = C % 4 == 0 && aligned16(out) && aligned16(table);
+    const dim3 threads = rowsBlock(byFour ? C / 4 : C);
+    const unsigned blocks = static_cast<unsigned>(std::min<size_t>((N + threads.y - 1) / threads.y, 65535));
+    if (byFour) embedding_forward_kernel<float4><<<blocks, threads, 0, stream_>>>(out, tokens, table, N, C);
+    else embedding_forward_kernel<float><<<blocks, threads, 0, stream_>>>(out, tokens, table, N, C);
     CUDA_CHECK_LAUNCH("embedding_forward_kernel");
 }
 

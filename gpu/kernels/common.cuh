@@ -3,6 +3,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -17,6 +18,16 @@ inline unsigned gridFor(size_t n, int threads = kThreads) {
     if (blocks < 1) blocks = 1;
     if (blocks > kMaxGridBlocks) blocks = kMaxGridBlocks;
     return static_cast<unsigned>(blocks);
+}
+
+// A block for kernels that give each row of work one block row (threadIdx.y)
+// of threads: whole warps as wide as the row's `items` (at most kThreads),
+// and as many rows as make about 512 threads, as one row is too little
+// work for a block. (RoPE, two 192-thread rows a block at 130m, measured
+// no faster in the step than one row a block, so it keeps one.)
+inline dim3 rowsBlock(size_t items) {
+    const unsigned width = static_cast<unsigned>(std::min<size_t>(kThreads, (items + 31) / 32 * 32));
+    return dim3(width, std::max(1u, 512u / width));
 }
 
 // Whether p may be read and written as float4 (16-byte aligned).

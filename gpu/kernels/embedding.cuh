@@ -12,13 +12,17 @@
 
 namespace relora::gpu {
 
-// out(N,C) = table(V,C)[tokens(N)]
+// out(N,C) = table(V,C)[tokens(N)]. Block row threadIdx.y copies rows
+// blockIdx.x·blockDim.y + threadIdx.y, stepping by the grid's rows; Vec is
+// float4 when C % 4 == 0 and the pointers are 16-byte aligned, else float.
+template <typename Vec>
 __global__ void embedding_forward_kernel(float* __restrict__ out, const int32_t* __restrict__ tokens,
                                          const float* __restrict__ table, size_t N, size_t C) {
-    const size_t total = N * C;
-    for (size_t i = globalThread(); i < total; i += gridThreads()) {
-        const size_t n = i / C, c = i - n * C;
-        out[i] = table[static_cast<size_t>(tokens[n]) * C + c];
+    const size_t vecs = C / (sizeof(Vec) / sizeof(float));
+    for (size_t n = blockIdx.x * blockDim.y + threadIdx.y; n < N; n += gridDim.x * blockDim.y) {
+        const Vec* src = reinterpret_cast<const Vec*>(table + static_cast<size_t>(tokens[n]) * C);
+        Vec* dst = reinterpret_cast<Vec*>(out + n * C);
+        for (size_t c = threadIdx.x; c < vecs; c += blockDim.x) dst[c] = src[c];
     }
 }
 
