@@ -143,8 +143,9 @@ void TestGradients::headChunkRows_data() {
     QTest::addColumn<qulonglong>("V");
     QTest::addColumn<qulonglong>("elements");
     QTest::addColumn<qulonglong>("rows");
-    QTest::newRow("60m, batch 32 x 512: six even chunks")
-        << 16384ull << 32000ull << qulonglong(LlamaModel::kHeadChunkElements) << 2816ull;
+    QTest::newRow("60m, batch 32 x 512: four even chunks")
+        << 16384ull << 32000ull << qulonglong(LlamaModel::kHeadChunkElements) << 4096ull;
+    QTest::newRow("at most 96 Mi logits: six even chunks") << 16384ull << 32000ull << qulonglong(96ull << 20) << 2816ull;
     QTest::newRow("the whole batch fits") << 1000ull << 300ull << qulonglong(LlamaModel::kHeadChunkElements) << 1000ull;
     QTest::newRow("under one tile: as many rows as fit") << 1000ull << 32ull << 1024ull << 32ull;
     QTest::newRow("whole tiles, even already") << 4096ull << 1000ull << 1024000ull << 1024ull;
