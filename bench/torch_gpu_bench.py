@@ -15,6 +15,7 @@ as in `relora bench`).
 
 Usage:
     python3 bench/torch_gpu_bench.py --preset 60m --method all --compile both --json
+    python3 bench/torch_gpu_bench.py --preset 130m --method full --profile   # + GPU kernel time a step
 
 --json prints one object per line:
     {"impl":"pytorch-compile"|"pytorch-eager","method":..,"tokens_per_s":..,"step_ms":..,
@@ -86,8 +87,13 @@ def bench(method, compiled, args):
     data = torch.randint(0, args.vocab, (total, B, T + 1), generator=gen).to(dev)
     merge_every = args.merge_every if method == "relora" else 0
     times, losses = [], []
+    # --profile: the timed steps under torch.profiler, for the GPU's own
+    # kernel time a step (the wall-clock step also holds the host's share).
+    prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) if args.profile else None
     t_start = time.perf_counter()
     for s in range(total):
+        if prof is not None and s == args.warmup_steps:
+            prof.start()
         x, y = data[s, :, :-1], data[s, :, 1:]
         torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -105,6 +111,15 @@ def bench(method, compiled, args):
         if s >= args.warmup_steps:
             times.append(dt)
     wall = time.perf_counter() - t_start
+    gpu_ms = None
+    if prof is not None:
+        prof.stop()
+        table = prof.key_averages()
+        print(table.table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=70), file=sys.stderr)
+        self_us = [getattr(e, "self_device_time_total", None) for e in table]
+        if None in self_us:  # PyTorch before 2.4
+            self_us = [e.self_cuda_time_total for e in table]
+        gpu_ms = sum(self_us) / 1e3 / len(times)
     mean = sum(times) / len(times)
     res = {
         "impl": "pytorch-compile" if compiled else "pytorch-eager",
@@ -117,6 +132,8 @@ def bench(method, compiled, args):
         "first_loss": losses[0], "last_loss": losses[-1],
         "device": torch.cuda.get_device_name(), "torch": torch.__version__,
     }
+    if gpu_ms is not None:
+        res["gpu_kernel_ms_per_step"] = gpu_ms
     if method != "full":
         res["rank"] = args.rank
     if merge_every:
@@ -143,6 +160,9 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--merge-every", type=int, default=5)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--profile", action="store_true",
+                    help="kernel table on stderr; gpu_kernel_ms_per_step: the GPU's kernel time a timed step "
+                         "(the profiler slows the host, so tokens/s are then not comparable)")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("torch_gpu_bench: no CUDA device", file=sys.stderr)
@@ -157,8 +177,9 @@ def main(argv=None):
             if args.json:
                 print(json.dumps(r), flush=True)
             else:
+                gpu = f"  GPU kernels {r['gpu_kernel_ms_per_step']:.2f} ms/step" if args.profile else ""
                 print(f"{r['impl']:16s} {args.preset:5s} {m:6s}: {r['tokens_per_s']:10.0f} tok/s "
-                      f"{r['step_ms']:8.2f} ms/step  peak {r['peak_mib']:8.0f} MiB  ({r['device']})",
+                      f"{r['step_ms']:8.2f} ms/step  peak {r['peak_mib']:8.0f} MiB{gpu}  ({r['device']})",
                       flush=True)
     return 0
 
