@@ -15,7 +15,6 @@
 
 #include <cstdint>
 
-
 namespace relora::gpu {
 
 // Merge (m, s) pairs: s·e^{m−M} + s'·e^{m'−M}, M = max(m, m').
@@ -98,6 +97,51 @@ __global__ void cross_entropy_kernel(Grad* dlogits, float* __restrict__ losses, 
 
 constexpr int kRowInRegisters = 16;  // float4 per thread
 
+// A thread's share of a row held in registers: float4s first, first + step,
+// ... below end (32-bit offsets within a row keep the indices cheap; the
+// kernels using it take rows of at most 4·kRowInRegisters·512 values).
+struct RowInRegisters {
+    float4 r[kRowInRegisters];
+    unsigned first, step, end;
+
+    // Loads the share (−inf past end) and returns its maximum.
+    template <typename Logit>
+    __device__ float load(const Logit* z) {
+        float m = -INFINITY;
+#pragma unroll
+        for (int k = 0; k < kRowInRegisters; ++k) {
+            const unsigned v = first + k * step;
+            r[k] = v < end ? loadAs4(z + 4 * v) : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+            m = fmaxf(m, fmaxf(fmaxf(r[k].x, r[k].y), fmaxf(r[k].z, r[k].w)));
+        }
+        return m;
+    }
+    // The registers then keep e = exp(z − m): the gradient is e/s, one
+    // exponential per logit instead of two. Returns the share's Σ e.
+    __device__ float exponentiate(float m) {
+        float s = 0.0f;
+#pragma unroll
+        for (int k = 0; k < kRowInRegisters; ++k) {
+            r[k] = make_float4(expf(r[k].x - m), expf(r[k].y - m), expf(r[k].z - m), expf(r[k].w - m));
+            s += r[k].x + r[k].y + r[k].z + r[k].w;
+        }
+        return s;
+    }
+    // d = gradScale · (e/s − onehot(t)) over the share.
+    template <typename Grad>
+    __device__ void storeGradient(Grad* d, unsigned t, float s, float gradScale) const {
+        const float scale = gradScale / s;
+        const auto grad = [&](float e, unsigned v) { return v == t ? e * scale - gradScale : e * scale; };
+#pragma unroll
+        for (int k = 0; k < kRowInRegisters; ++k) {
+            const unsigned v = first + k * step;
+            if (v < end)
+                storeAs4(d + 4 * v, make_float4(grad(r[k].x, 4 * v), grad(r[k].y, 4 * v + 1),
+                                                grad(r[k].z, 4 * v + 2), grad(r[k].w, 4 * v + 3)));
+        }
+    }
+};
+
 // As cross_entropy_kernel for rows with V % 4 == 0, 16-byte aligned, and
 // V ≤ 4·kRowInRegisters·blockDim.x: each thread keeps its float4 of the
 // row in registers, so the logits are read from memory once.
@@ -107,42 +151,19 @@ __global__ void __launch_bounds__(512) cross_entropy_row_kernel(Grad* dlogits, f
                                                                 const int32_t* __restrict__ targets, size_t N,
                                                                 size_t V, float gradScale) {
     __shared__ float shared[32];
-    const size_t V4 = V / 4;
+    RowInRegisters row;
+    row.first = threadIdx.x;
+    row.step = blockDim.x;
+    row.end = static_cast<unsigned>(V / 4);
     for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
         const Logit* z = logits + n * V;
-        float4 r[kRowInRegisters];
-        float m = -INFINITY;
-#pragma unroll
-        for (int k = 0; k < kRowInRegisters; ++k) {
-            const size_t v = threadIdx.x + static_cast<size_t>(k) * blockDim.x;
-            r[k] = v < V4 ? loadAs4(z + 4 * v) : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
-            m = fmaxf(m, fmaxf(fmaxf(r[k].x, r[k].y), fmaxf(r[k].z, r[k].w)));
-        }
-        m = blockMax(m, shared);
-        // The registers now keep e = exp(z − m): the gradient is e/s, one
-        // exponential per logit instead of two.
-        float s = 0.0f;
-#pragma unroll
-        for (int k = 0; k < kRowInRegisters; ++k) {
-            r[k] = make_float4(expf(r[k].x - m), expf(r[k].y - m), expf(r[k].z - m), expf(r[k].w - m));
-            s += r[k].x + r[k].y + r[k].z + r[k].w;
-        }
-        s = blockSum(s, shared);
-        const float lse = m + logf(s);
-        const size_t t = static_cast<size_t>(targets[n]);
-        if (threadIdx.x == 0) losses[n] = lse - loadAsFloat(z + t);
+        const float m = blockMax(row.load(z), shared);
+        const float s = blockSum(row.exponentiate(m), shared);
+        const unsigned t = static_cast<unsigned>(targets[n]);
+        if (threadIdx.x == 0) losses[n] = m + logf(s) - loadAsFloat(z + t);
         if (!dlogits) continue;
         __syncthreads();  // the target logit is read before any thread overwrites the row
-        Grad* d = dlogits + n * V;
-        const float scale = gradScale / s;
-        const auto grad = [&](float e, size_t v) { return v == t ? e * scale - gradScale : e * scale; };
-#pragma unroll
-        for (int k = 0; k < kRowInRegisters; ++k) {
-            const size_t v = threadIdx.x + static_cast<size_t>(k) * blockDim.x;
-            if (v < V4)
-                storeAs4(d + 4 * v, make_float4(grad(r[k].x, 4 * v), grad(r[k].y, 4 * v + 1),
-                                                grad(r[k].z, 4 * v + 2), grad(r[k].w, 4 * v + 3)));
-        }
+        row.storeGradient(dlogits + n * V, t, s, gradScale);
     }
 }
 
@@ -166,14 +187,15 @@ __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(kSplitThreads, 3)
     cross_entropy_split_kernel(Grad* dlogits, float* __restrict__ losses, const Logit* logits,
                                const int32_t* __restrict__ targets, size_t N, size_t V, float gradScale) {
     namespace cg = cooperative_groups;
-    constexpr int kPer = kRowInRegisters;
     const cg::cluster_group cluster = cg::this_cluster();
     __shared__ float shared[32];
     __shared__ float exchange[2];  // this block's maximum and sum, read by both blocks
     const unsigned rank = cluster.block_rank();
-    // 32-bit offsets within a row keep the column indices cheap.
     const unsigned V4 = static_cast<unsigned>(V / 4), half = (V4 + 1) / 2;
-    const unsigned begin = rank * half, end = min(V4, begin + half);
+    RowInRegisters row;
+    row.first = rank * half + threadIdx.x;
+    row.step = kSplitThreads;
+    row.end = min(V4, rank * half + half);
     const auto gather = [&](int slot, float own, auto combine) {
         if (threadIdx.x == 0) exchange[slot] = own;
         cluster.sync();
@@ -184,34 +206,10 @@ __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(kSplitThreads, 3)
         const unsigned t = static_cast<unsigned>(targets[n]);
         // Read before the sync after which either block may overwrite the row.
         const float target = rank == 0 && threadIdx.x == 0 ? loadAsFloat(z + t) : 0.0f;
-        float4 r[kPer];
-        float m = -INFINITY;
-#pragma unroll
-        for (int k = 0; k < kPer; ++k) {
-            const unsigned v = begin + threadIdx.x + k * kSplitThreads;
-            r[k] = v < end ? loadAs4(z + 4 * v) : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
-            m = fmaxf(m, fmaxf(fmaxf(r[k].x, r[k].y), fmaxf(r[k].z, r[k].w)));
-        }
-        m = gather(0, blockMax(m, shared), [](float a, float b) { return fmaxf(a, b); });
-        float s = 0.0f;
-#pragma unroll
-        for (int k = 0; k < kPer; ++k) {
-            r[k] = make_float4(expf(r[k].x - m), expf(r[k].y - m), expf(r[k].z - m), expf(r[k].w - m));
-            s += r[k].x + r[k].y + r[k].z + r[k].w;
-        }
-        s = gather(1, blockSum(s, shared), [](float a, float b) { return a + b; });
+        const float m = gather(0, blockMax(row.load(z), shared), [](float a, float b) { return fmaxf(a, b); });
+        const float s = gather(1, blockSum(row.exponentiate(m), shared), [](float a, float b) { return a + b; });
         if (rank == 0 && threadIdx.x == 0) losses[n] = m + logf(s) - target;
-        if (!dlogits) continue;
-        Grad* d = dlogits + n * V;
-        const float scale = gradScale / s;
-        const auto grad = [&](float e, unsigned v) { return v == t ? e * scale - gradScale : e * scale; };
-#pragma unroll
-        for (int k = 0; k < kPer; ++k) {
-            const unsigned v = begin + threadIdx.x + k * kSplitThreads;
-            if (v < end)
-                storeAs4(d + 4 * v, make_float4(grad(r[k].x, 4 * v), grad(r[k].y, 4 * v + 1),
-                                                grad(r[k].z, 4 * v + 2), grad(r[k].w, 4 * v + 3)));
-        }
+        if (dlogits) row.storeGradient(dlogits + n * V, t, s, gradScale);
     }
     cluster.sync();  // neither block leaves while the other may still read its exchange
 }
