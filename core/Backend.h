@@ -46,6 +46,25 @@ struct MatrixRef {
     size_t rows = 0, cols = 0;
 };
 
+// scale · B(rows, rank) · A(rank, cols): one adapter's term of a
+// LowRankFold, added onto the target's rows [rowOffset, rowOffset + rows).
+// A's rows have stride cols (a block of a group's stacked A factors).
+struct LowRankTerm {
+    const float* B = nullptr;
+    const float* A = nullptr;
+    size_t rowOffset = 0, rows = 0, rank = 0;
+    float scale = 1.0f;
+};
+
+// target(rows, cols) = base(rows, cols) + Σ terms: a LoRA group's effective
+// weight W + s·B·A (Backend::foldLowRank).
+struct LowRankFold {
+    float* target = nullptr;
+    const float* base = nullptr;
+    size_t rows = 0, cols = 0;
+    std::vector<LowRankTerm> terms;
+};
+
 struct AdamWSettings {
     float lr = 0.0f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
 };
@@ -100,6 +119,18 @@ public:
             else for (size_t i = 0; i < M; ++i) copy(C + i * ldc, R + i * ldc, N);
         }
         gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, 1.0f, C, ldc);
+    }
+    // Every fold at once (LoRA's effective weights before a forward pass);
+    // targets may be operand buffers. The default copies and multiplies fold
+    // by fold, term by term; a backend with launch costs copies in one pass
+    // and batches the products of equal shape (a 60M-class model has 56).
+    virtual void foldLowRank(const std::vector<LowRankFold>& folds) {
+        for (const LowRankFold& f : folds) {
+            copy(f.target, f.base, f.rows * f.cols);
+            for (const LowRankTerm& t : f.terms)
+                gemm(false, false, t.rows, f.cols, t.rank, t.scale, t.B, t.rank, t.A, f.cols, 1.0f,
+                     f.target + t.rowOffset * f.cols, f.cols);
+        }
     }
     // y(n) += alpha * x(n)
     virtual void axpy(float* y, float alpha, const float* x, size_t n) = 0;

@@ -16,6 +16,14 @@ bool FusedLinear::anyPartTrainable() const {
     return false;
 }
 
+LowRankFold FusedLinear::fold() const {
+    LowRankFold f{effective, weight, outTotal, in, {}};
+    for (const auto& part : parts)
+        if (const LoRAAdapter* a = part.lora.get())
+            f.terms.push_back({a->B->value, a->A->value, part.outOffset, part.out, a->rank, a->scale});
+    return f;
+}
+
 void FusedLinear::forward(Backend& be, const float* x, float* y, size_t N, const float* addend,
                           bool training, uint64_t dropoutSeed) const {
     const size_t R = loraRows;
@@ -24,11 +32,6 @@ void FusedLinear::forward(Backend& be, const float* x, float* y, size_t N, const
         else be.gemm(false, true, N, outTotal, in, 1.0f, x, in, w, in, 0.0f, y, outTotal);
     };
     if (effective) {
-        be.copy(effective, weight, outTotal * in);
-        for (const auto& part : parts)
-            if (const LoRAAdapter* a = part.lora.get())
-                be.gemm(false, false, part.out, in, a->rank, a->scale, a->B->value, a->rank,
-                        a->A->value, in, 1.0f, effective + part.outOffset * in, in);
         product(effective);
         // u only feeds the backward pass.
         if (training) be.gemm(false, true, N, R, in, 1.0f, x, in, loraA, in, 0.0f, u, R);

@@ -10,6 +10,8 @@
 // effective weight W + s·B·A once per forward (an r-sized product,
 // independent of the batch): the batch-sized products are then exactly those
 // of full-rank training and the adapters add only x·Aᵀ, dyᵀ·u, dy·B, duᵀ·x.
+// The model folds every group at once (fold(), Backend::foldLowRank) before
+// its layers run, so that the backend can batch the small products.
 #pragma once
 
 #include "core/Backend.h"
@@ -55,6 +57,10 @@ public:
     float* u = nullptr;          // (N, R) dropout(x) · Aᵀ, saved for backward
     float* du = nullptr;         // (N, R) scratch, shared by every group of the model
     float* effective = nullptr;  // (outTotal, in) W + s·B·A; only without dropout
+
+    // What makes `effective` (only with it): forward() and backward() use
+    // it as it was last folded.
+    LowRankFold fold() const;
 
     // y(N, outTotal) = addend + x·Wᵀ + every part's LoRA term; addend is an
     // (N, outTotal) residual stream (it may be y) or null for none. In

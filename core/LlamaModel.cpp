@@ -262,6 +262,9 @@ void LlamaModel::enableLoRA(const LoRAConfig& config, uint64_t seed) {
             for (auto& part : f->parts) part.weight->grad = nullptr;
         }
     }
+    for (auto& ly : layers_)
+        for (const FusedLinear* f : {&ly.qkv, &ly.wo, &ly.gateUp, &ly.down})
+            if (f->effective) folds_.push_back(f->fold());
     lora_ = config;
     loraEnabled_ = true;
 }
@@ -276,6 +279,7 @@ void LlamaModel::forward(const int32_t* tokens, const int32_t* targets, size_t b
     const size_t N = batch * T;
     batch_ = batch;
     tokens_ = tokens;
+    if (!folds_.empty()) be.foldLowRank(folds_);
     be.embeddingForward(resid_[0], tokens, embed_->value, N, C);
     for (size_t l = 0; l < layers_.size(); ++l) {
         Layer& ly = layers_[l];

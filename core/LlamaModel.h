@@ -119,6 +119,7 @@ private:
     std::vector<Layer> layers_;
     bool loraEnabled_ = false;
     LoRAConfig lora_;
+    std::vector<LowRankFold> folds_;   // the groups' effective weights, made by every forward()
 
     size_t batch_ = 0;
     size_t headChunks_ = 0;            // chunks the last forward() used

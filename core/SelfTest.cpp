@@ -546,6 +546,45 @@ private:
                            {"swiglu backward's activation", b.get(actAgain, N * F)},
                            {"dup block ᵀ·h", b.get(dwUp, n * C)}};
         }, true);
+        // LoRA's effective weights, every group at once: bf16 targets (the
+        // CUDA backend narrows in one launch and batches the products of
+        // equal shape and scale, across groups), a group whose middle part
+        // has no adapter, a second fold after a factor changed (the tables
+        // are reused), and fp32 targets (fold by fold).
+        opCheck("bf16 mode: LoRA fold of several groups, products batched by shape", 2e-2, [](Backend& be) {
+            Buffers b(be);
+            const size_t in = 96, out = 40, wide = 72, r = 8;
+            uint64_t seed = 170;
+            const auto random = [&](size_t n) { return b.put(normalHost(n, seed++, 0.3f)); };
+            std::vector<LowRankFold> folds, fp32Folds;
+            const auto group = [&](std::vector<LowRankFold>& into, float* target, size_t rows,
+                                   std::vector<LowRankTerm> terms) {
+                into.push_back({target, random(rows * in), rows, in, std::move(terms)});
+            };
+            float* stackedA = random(2 * r * in);  // q|k|v's adapters on q and v
+            float* qB = random(out * r);
+            group(folds, b.operand(3 * out * in), 3 * out,
+                  {{qB, stackedA, 0, out, r, 0.5f}, {random(out * r), stackedA + r * in, 2 * out, out, r, 0.5f}});
+            group(folds, b.operand(wide * in), wide, {{random(wide * r), random(r * in), 0, wide, r, 0.5f}});
+            group(folds, b.operand(out * in), out, {{random(out * r), random(r * in), 0, out, r, 0.25f}});
+            group(folds, b.operand(out * in), out, {{random(out * r), random(r * in), 0, out, r, 0.5f}});
+            group(fp32Folds, b.zeros(out * in), out, {{random(out * r), random(r * in), 0, out, r, 0.5f}});
+            Outputs o;
+            const auto take = [&](const std::string& when) {
+                for (size_t i = 0; i < folds.size(); ++i)
+                    o.emplace_back(when + ": group " + std::to_string(i),
+                                   b.get(folds[i].target, folds[i].rows * folds[i].cols));
+            };
+            be.foldLowRank(folds);
+            take("first fold");
+            be.scale(qB, -3.0f, out * r);
+            be.scale(stackedA + r * in, 2.0f, r * in);
+            be.foldLowRank(folds);
+            take("after the factors changed");
+            be.foldLowRank(fp32Folds);
+            o.emplace_back("fp32 target", b.get(fp32Folds[0].target, out * in));
+            return o;
+        }, true);
         // qkv and the attention output as operand buffers: flash kernels, whose
         // backward rotates dq and dk back (D = 64 and 32), and the
         // strided-product path (D = 16).

@@ -15,6 +15,7 @@
 #include <cub/device/device_radix_sort.cuh>
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <cmath>
 #include <cstdio>
@@ -22,6 +23,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <tuple>
 
 #include <sys/mman.h>
 
@@ -583,13 +585,76 @@ long long CudaBackend::uploadTensorTable(const std::vector<OptimizerTensor>& ten
     for (const OptimizerTensor& t : tensors)
         entries.push_back({t.param, t.grad, t.m, t.v, t.n, t.weightDecay, static_cast<int>(t.step - tensors[0].step)});
     long long chunks = 0;
-    std::vector<unsigned char> bytes = chunkedTable(entries, &chunks);
-    if (bytes != tensorTableHost_) {
-        uploadBytes(ensure(tensorTable_, bytes.size()), bytes.data(), bytes.size());
-        tensorTableHost_ = std::move(bytes);
-        tensorTableCount_ = static_cast<int>(tensors.size());
-    }
+    uploadIfChanged(tensorTable_, tensorTableHost_, chunkedTable(entries, &chunks));
+    tensorTableCount_ = static_cast<int>(tensors.size());
     return chunks;
+}
+
+void CudaBackend::uploadIfChanged(Scratch& device, std::vector<unsigned char>& held, std::vector<unsigned char> bytes) {
+    if (bytes == held) return;
+    uploadBytes(ensure(device, bytes.size()), bytes.data(), bytes.size());
+    held = std::move(bytes);
+}
+
+void CudaBackend::foldLowRank(const std::vector<LowRankFold>& folds) {
+    if (!bf16_ || !std::all_of(folds.begin(), folds.end(), [&](const LowRankFold& f) { return storedBf16(f.target); }))
+        return Backend::foldLowRank(folds);
+    // Nothing fp32 is written, so no cached operand copy goes stale.
+    ProfScope prof(*this, "foldLowRank");
+    // Each factor gets a 16-byte aligned block of foldFactors_ (bf16).
+    const auto aligned = [](size_t n) { return (n + 7) / 8 * 8; };
+    size_t factorElements = 0;
+    for (const LowRankFold& f : folds)
+        for (const LowRankTerm& t : f.terms) factorElements += aligned(t.rows * t.rank) + aligned(t.rank * f.cols);
+    auto* factors = static_cast<__nv_bfloat16*>(ensure(foldFactors_, factorElements * sizeof(__nv_bfloat16)));
+    // The terms by shape and scale; per term its A factor, B factor and
+    // target rows in cuBLAS's order (the row-major product
+    // target(rows, cols) += s·B(rows, rank)·A(rank, cols) is, column-major,
+    // targetᵀ += s·Aᵀ·Bᵀ: A comes first).
+    using Shape = std::tuple<size_t, size_t, size_t, float>;  // rows, cols, rank, scale
+    std::map<Shape, std::vector<std::array<const void*, 3>>> byShape;
+    std::vector<NarrowEntry> narrows;
+    size_t next = 0;
+    for (const LowRankFold& f : folds) {
+        requireFp32(f.base, "foldLowRank");
+        __nv_bfloat16* target = storedBf16(f.target);
+        narrows.push_back({target, f.base, f.rows * f.cols});
+        for (const LowRankTerm& t : f.terms) {
+            __nv_bfloat16* b16 = factors + next;
+            next += aligned(t.rows * t.rank);
+            __nv_bfloat16* a16 = factors + next;
+            next += aligned(t.rank * f.cols);
+            narrows.push_back({b16, t.B, t.rows * t.rank});
+            narrows.push_back({a16, t.A, t.rank * f.cols});
+            byShape[{t.rows, f.cols, t.rank, t.scale}].push_back({a16, b16, target + t.rowOffset * f.cols});
+        }
+    }
+    long long chunks = 0;
+    uploadIfChanged(foldTable_, foldTableHost_, chunkedTable(narrows, &chunks));
+    multi_to_bf16_kernel<<<static_cast<unsigned>(std::min<long long>(chunks, kMaxGridBlocks)), kThreads, 0, stream_>>>(
+        tableEntries<NarrowEntry>(foldTable_.ptr), tableFirstChunk<NarrowEntry>(foldTable_.ptr, narrows.size()),
+        static_cast<int>(narrows.size()), chunks);
+    CUDA_CHECK_LAUNCH("multi_to_bf16_kernel");
+    // Per shape: its A pointers, then its B pointers, then its targets.
+    std::vector<const void*> pointers;
+    for (const auto& [shape, terms] : byShape)
+        for (size_t k = 0; k < 3; ++k)
+            for (const auto& term : terms) pointers.push_back(term[k]);
+    std::vector<unsigned char> bytes(pointers.size() * sizeof(void*));
+    std::memcpy(bytes.data(), pointers.data(), bytes.size());
+    uploadIfChanged(foldPointers_, foldPointersHost_, std::move(bytes));
+    auto* device = static_cast<void**>(foldPointers_.ptr);
+    const float one = 1.0f;
+    for (const auto& [shape, terms] : byShape) {
+        const auto& [rows, colCount, rankCount, scale] = shape;
+        const size_t n = terms.size();
+        const int cols = toInt(colCount, "cols"), rank = toInt(rankCount, "rank");
+        CUBLAS_CHECK(cublasGemmBatchedEx(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, cols, toInt(rows, "rows"), rank,
+                                         &scale, device, CUDA_R_16BF, cols, device + n, CUDA_R_16BF, rank,
+                                         &one, device + 2 * n, CUDA_R_16BF, cols, toInt(n, "batch"),
+                                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        device += 3 * n;
+    }
 }
 
 void CudaBackend::sumSquaresAccumulateAll(float* acc, const std::vector<OptimizerTensor>& tensors) {

@@ -71,6 +71,10 @@ public:
     // bf16 products put the addend straight into cuBLASLt's C; fp32 ones copy it.
     void gemmAdd(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha, const float* A,
                  size_t lda, const float* B, size_t ldb, const float* R, float* C, size_t ldc) override;
+    // bf16 mode with every target an operand buffer: one narrowing launch
+    // (bases into the targets, factors into foldFactors_), then one batched
+    // cuBLAS product per shape of term; otherwise Backend's fold by fold.
+    void foldLowRank(const std::vector<LowRankFold>& folds) override;
     void axpy(float* y, float alpha, const float* x, size_t n) override;
     void scale(float* x, float alpha, size_t n) override;
 
@@ -218,6 +222,9 @@ private:
     // Uploads the multi-tensor table (multi_tensor.cuh) when the tensors
     // differ from the last upload; returns the number of chunks.
     long long uploadTensorTable(const std::vector<OptimizerTensor>& tensors);
+    // A table that stays the same from step to step: `bytes` into `device`
+    // unless `held` (what it holds) equals them already.
+    void uploadIfChanged(Scratch& device, std::vector<unsigned char>& held, std::vector<unsigned char> bytes);
 
     int device_ = 0;
     std::string deviceName_;
@@ -266,6 +273,10 @@ private:
     std::vector<unsigned char> tensorTableHost_;  // what tensorTable_ holds
     int tensorTableCount_ = 0;
     Scratch tensorPartials_;     // (chunks) doubles of the multi-tensor norm
+    // foldLowRank: the factors in bf16, the narrowing table, and per shape
+    // of term the three pointer arrays of its batched product.
+    Scratch foldFactors_, foldTable_, foldPointers_;
+    std::vector<unsigned char> foldTableHost_, foldPointersHost_;
     Scratch reducePartials_;     // (kReduceBlocks) doubles
     Scratch attentionDP_;        // (B,H,T,T) dP / dS of the attention backward
     Scratch attentionDelta_;     // (B,H,T) rowsum(dO ⊙ O) of the flash backward
