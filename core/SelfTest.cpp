@@ -550,7 +550,8 @@ private:
         // CUDA backend narrows in one launch and batches the products of
         // equal shape and scale, across groups), a group whose middle part
         // has no adapter, a second fold after a factor changed (the tables
-        // are reused), and fp32 targets (fold by fold).
+        // are reused), products reading the factors after it, and fp32
+        // targets (fold by fold).
         opCheck("bf16 mode: LoRA fold of several groups, products batched by shape", 2e-2, [](Backend& be) {
             Buffers b(be);
             const size_t in = 96, out = 40, wide = 72, r = 8;
@@ -581,6 +582,19 @@ private:
             be.scale(stackedA + r * in, 2.0f, r * in);
             be.foldLowRank(folds);
             take("after the factors changed");
+            // The adapters' products after a fold, x·Aᵀ of the stacked A and
+            // dy·B (the CUDA backend reuses the fold's bf16 factors for them).
+            const size_t N = 64;
+            float* x = b.operand(N * in);
+            be.copy(x, random(N * in), N * in);
+            float* u = b.zeros(N * 2 * r);
+            be.gemm(false, true, N, 2 * r, in, 1.0f, x, in, stackedA, in, 0.0f, u, 2 * r);
+            float* dy = b.operand(N * out);
+            be.copy(dy, random(N * out), N * out);
+            float* du = b.zeros(N * r);
+            be.gemm(false, false, N, r, out, 1.0f, dy, out, qB, r, 0.0f, du, r);
+            o.emplace_back("x·Aᵀ after the fold", b.get(u, N * 2 * r));
+            o.emplace_back("dy·B after the fold", b.get(du, N * r));
             be.foldLowRank(fp32Folds);
             o.emplace_back("fp32 target", b.get(fp32Folds[0].target, out * in));
             return o;

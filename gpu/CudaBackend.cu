@@ -435,9 +435,11 @@ const __nv_bfloat16* CudaBackend::bf16Operand(const float* src, size_t rows, siz
     return copy;
 }
 
-__nv_bfloat16* CudaBackend::claimBf16Operand(const float* src, size_t rows, size_t cols, size_t ld) {
+__nv_bfloat16* CudaBackend::claimBf16Operand(const float* src, size_t rows, size_t cols, size_t ld,
+                                             bool transient) {
     const size_t bytes = rows * cols * sizeof(__nv_bfloat16);
     Bf16Operand* slot = rows * cols <= kKeptElements ? keptSlot(src, bytes) : nullptr;
+    if (!slot && !transient) return nullptr;
     if (!slot) {  // the least recently used transient slot
         slot = &bf16Operands_[0];
         for (size_t i = 1; i < kTransientOperands; ++i)
@@ -601,32 +603,70 @@ void CudaBackend::foldLowRank(const std::vector<LowRankFold>& folds) {
         return Backend::foldLowRank(folds);
     // Nothing fp32 is written, so no cached operand copy goes stale.
     ProfScope prof(*this, "foldLowRank");
-    // Each factor gets a 16-byte aligned block of foldFactors_ (bf16).
+    // The factors' bf16 copies: the A blocks of a fold that lie one after
+    // the other (a group's stacked A) as one matrix, every B as one. Each
+    // goes to a kept slot of the operand cache where one is free, so that
+    // the adapters' products later in the step (x·Aᵀ, dy·B) find it instead
+    // of converting it again; else to foldFactors_, 16-byte aligned.
+    struct Factor {
+        const float* src;
+        size_t rows, cols;
+        __nv_bfloat16* copy;
+    };
+    struct TermFactors {
+        size_t a, aRow, b;  // indices into factors; the term's first row in its A matrix
+    };
+    std::vector<Factor> factors;
+    std::vector<TermFactors> termFactors;
+    for (const LowRankFold& f : folds) {
+        size_t run = 0;
+        const float* runEnd = nullptr;  // one past the A rows of the current run
+        for (const LowRankTerm& t : f.terms) {
+            TermFactors tf{};
+            if (runEnd && t.A == runEnd) {
+                tf = {run, factors[run].rows, 0};
+                factors[run].rows += t.rank;
+            } else {
+                run = factors.size();
+                tf = {run, 0, 0};
+                factors.push_back({t.A, t.rank, f.cols, nullptr});
+            }
+            runEnd = t.A + t.rank * f.cols;
+            tf.b = factors.size();
+            factors.push_back({t.B, t.rows, t.rank, nullptr});
+            termFactors.push_back(tf);
+        }
+    }
     const auto aligned = [](size_t n) { return (n + 7) / 8 * 8; };
-    size_t factorElements = 0;
-    for (const LowRankFold& f : folds)
-        for (const LowRankTerm& t : f.terms) factorElements += aligned(t.rows * t.rank) + aligned(t.rank * f.cols);
-    auto* factors = static_cast<__nv_bfloat16*>(ensure(foldFactors_, factorElements * sizeof(__nv_bfloat16)));
+    size_t spilled = 0;
+    for (Factor& f : factors) {
+        f.copy = claimBf16Operand(f.src, f.rows, f.cols, f.cols, false);
+        if (!f.copy) spilled += aligned(f.rows * f.cols);
+    }
+    auto* spill = static_cast<__nv_bfloat16*>(ensure(foldFactors_, spilled * sizeof(__nv_bfloat16)));
+    std::vector<NarrowEntry> narrows;
+    for (Factor& f : factors) {
+        if (!f.copy) {
+            f.copy = spill;
+            spill += aligned(f.rows * f.cols);
+        }
+        narrows.push_back({f.copy, f.src, f.rows * f.cols});
+    }
     // The terms by shape and scale; per term its A factor, B factor and
     // target rows in cuBLAS's order (the row-major product
     // target(rows, cols) += s·B(rows, rank)·A(rank, cols) is, column-major,
     // targetᵀ += s·Aᵀ·Bᵀ: A comes first).
     using Shape = std::tuple<size_t, size_t, size_t, float>;  // rows, cols, rank, scale
     std::map<Shape, std::vector<std::array<const void*, 3>>> byShape;
-    std::vector<NarrowEntry> narrows;
-    size_t next = 0;
+    size_t term = 0;
     for (const LowRankFold& f : folds) {
         requireFp32(f.base, "foldLowRank");
         __nv_bfloat16* target = storedBf16(f.target);
         narrows.push_back({target, f.base, f.rows * f.cols});
         for (const LowRankTerm& t : f.terms) {
-            __nv_bfloat16* b16 = factors + next;
-            next += aligned(t.rows * t.rank);
-            __nv_bfloat16* a16 = factors + next;
-            next += aligned(t.rank * f.cols);
-            narrows.push_back({b16, t.B, t.rows * t.rank});
-            narrows.push_back({a16, t.A, t.rank * f.cols});
-            byShape[{t.rows, f.cols, t.rank, t.scale}].push_back({a16, b16, target + t.rowOffset * f.cols});
+            const TermFactors& tf = termFactors[term++];
+            byShape[{t.rows, f.cols, t.rank, t.scale}].push_back(
+                {factors[tf.a].copy + tf.aRow * f.cols, factors[tf.b].copy, target + t.rowOffset * f.cols});
         }
     }
     long long chunks = 0;

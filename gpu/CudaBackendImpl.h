@@ -72,7 +72,8 @@ public:
     void gemmAdd(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha, const float* A,
                  size_t lda, const float* B, size_t ldb, const float* R, float* C, size_t ldc) override;
     // bf16 mode with every target an operand buffer: one narrowing launch
-    // (bases into the targets, factors into foldFactors_), then one batched
+    // (bases into the targets, factors into the operand cache's kept slots
+    // or foldFactors_), then one batched
     // cuBLAS product per shape of term; otherwise Backend's fold by fold.
     void foldLowRank(const std::vector<LowRankFold>& folds) override;
     void axpy(float* y, float alpha, const float* x, size_t n) override;
@@ -206,10 +207,12 @@ private:
     // The bf16 copy of the row-strided fp32 matrix src(rows, cols; ld), from
     // the operand cache or converted now; *ld16 receives its row stride.
     const __nv_bfloat16* bf16Operand(const float* src, size_t rows, size_t cols, size_t ld, size_t* ld16);
-    // The least recently used cache slot, sized for and registered as the bf16
-    // copy of src(rows, cols; ld), packed; the caller fills it before any
-    // product reads it (stream order).
-    __nv_bfloat16* claimBf16Operand(const float* src, size_t rows, size_t cols, size_t ld);
+    // A cache slot (kept, else the least recently used transient one), sized
+    // for and registered as the bf16 copy of src(rows, cols; ld), packed; the
+    // caller fills it before any product reads it (stream order). Without
+    // `transient`, only a kept slot (which no later claim takes over before
+    // the cache is next cleared), else null.
+    __nv_bfloat16* claimBf16Operand(const float* src, size_t rows, size_t cols, size_t ld, bool transient = true);
     // Drops the cached copies whose source overlaps [begin, end).
     void forgetBf16OperandsIn(const float* begin, const float* end);
     // The same for ranges of `count` floats from `begin` (an operand buffer's
@@ -262,7 +265,7 @@ private:
     // to the transient slots: a kept slot never reallocates (cudaFree would
     // wait for the device).
     static constexpr size_t kTransientOperands = 3;  // both operands of a product + one kept
-    static constexpr size_t kKeptOperands = 64;      // 130m: 48 weights
+    static constexpr size_t kKeptOperands = 160;     // 130m: 48 weights; LoRA's factors 132
     static constexpr size_t kKeptElements = size_t{4} << 20;  // 130m gate|up: 3.1 Mi
     static constexpr size_t kKeptBytes = size_t{256} << 20;  // the kept pool's memory, at most
     Bf16Operand bf16Operands_[kTransientOperands + kKeptOperands];
@@ -273,8 +276,9 @@ private:
     std::vector<unsigned char> tensorTableHost_;  // what tensorTable_ holds
     int tensorTableCount_ = 0;
     Scratch tensorPartials_;     // (chunks) doubles of the multi-tensor norm
-    // foldLowRank: the factors in bf16, the narrowing table, and per shape
-    // of term the three pointer arrays of its batched product.
+    // foldLowRank: the factors' bf16 copies that found no kept slot, the
+    // narrowing table, and per shape of term the pointer arrays of its
+    // batched product.
     Scratch foldFactors_, foldTable_, foldPointers_;
     std::vector<unsigned char> foldTableHost_, foldPointersHost_;
     Scratch reducePartials_;     // (kReduceBlocks) doubles
