@@ -120,6 +120,19 @@ public:
         }
         gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, 1.0f, C, ldc);
     }
+    // batch products of one shape at even spacing: C_i = alpha·op(A_i)·op(B_i)
+    // + beta·C_i with A_i = A + i·strideA, B_i = B + i·strideB and
+    // C_i = C + i·strideC (floats), each as gemm. The default multiplies one
+    // by one; a backend with launch costs does them in one launch (the
+    // adapters' dB of q|k|v and gate|up).
+    virtual void gemmStridedBatched(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha,
+                                    const float* A, size_t lda, size_t strideA, const float* B, size_t ldb,
+                                    size_t strideB, float beta, float* C, size_t ldc, size_t strideC,
+                                    size_t batch) {
+        for (size_t i = 0; i < batch; ++i)
+            gemm(transA, transB, M, N, K, alpha, A + i * strideA, lda, B + i * strideB, ldb, beta, C + i * strideC,
+                 ldc);
+    }
     // Every fold at once (LoRA's effective weights before a forward pass);
     // targets may be operand buffers. The default copies and multiplies fold
     // by fold, term by term; a backend with launch costs copies in one pass

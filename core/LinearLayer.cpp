@@ -10,6 +10,27 @@ bool FusedLinear::allPartsTrainable() const {
     return true;
 }
 
+namespace {
+
+// Whether the adapted parts' dB products are one strided batch: equal
+// shapes and scales, and their dy columns, u columns and B gradients each a
+// fixed step apart.
+bool evenlySpaced(const std::vector<const LinearPart*>& adapted) {
+    const LinearPart& p0 = *adapted[0];
+    const LoRAAdapter& a0 = *p0.lora;
+    const size_t outStep = adapted[1]->outOffset - p0.outOffset, uStep = adapted[1]->lora->offset - a0.offset;
+    for (size_t i = 1; i < adapted.size(); ++i) {
+        const LinearPart& p = *adapted[i];
+        const LoRAAdapter& a = *p.lora;
+        if (p.out != p0.out || a.rank != a0.rank || a.scale != a0.scale || p.outOffset != p0.outOffset + i * outStep ||
+            a.offset != a0.offset + i * uStep || a.B->grad != a0.B->grad + i * p0.out * a0.rank)
+            return false;
+    }
+    return true;
+}
+
+}  // namespace
+
 bool FusedLinear::anyPartTrainable() const {
     for (const auto& p : parts)
         if (p.weight->trainable) return true;
@@ -99,11 +120,24 @@ void FusedLinear::backwardWeights(Backend& be, const float* dy, const float* x, 
                 be.gemm(true, false, part.out, in, N, 1.0f, dy + part.outOffset, outTotal, x, in,
                         0.0f, part.weight->grad, in);
     }
-    // dB = s · dyᵀ u
+    // dB = s · dyᵀ u, for alike adapters at even spacing as one batch.
+    std::vector<const LinearPart*> adapted;
     for (const auto& part : parts)
-        if (const LoRAAdapter* a = part.lora.get())
-            be.gemm(true, false, part.out, a->rank, N, a->scale, dy + part.outOffset, outTotal, u + a->offset,
-                    R, 0.0f, a->B->grad, a->rank);
+        if (part.lora) adapted.push_back(&part);
+    if (const size_t n = adapted.size(); n > 1 && evenlySpaced(adapted)) {
+        const LinearPart& p0 = *adapted[0];
+        const LoRAAdapter& a0 = *p0.lora;
+        be.gemmStridedBatched(true, false, p0.out, a0.rank, N, a0.scale, dy + p0.outOffset, outTotal,
+                              adapted[1]->outOffset - p0.outOffset, u + a0.offset, R,
+                              adapted[1]->lora->offset - a0.offset, 0.0f, a0.B->grad, a0.rank,
+                              p0.out * a0.rank, n);
+    } else {
+        for (const LinearPart* part : adapted) {
+            const LoRAAdapter& a = *part->lora;
+            be.gemm(true, false, part->out, a.rank, N, a.scale, dy + part->outOffset, outTotal, u + a.offset, R,
+                    0.0f, a.B->grad, a.rank);
+        }
+    }
     // dA = duᵀ x: for the whole stack, or per adapter without dropout
     // (backwardInput took those with dropout).
     if (effective) {

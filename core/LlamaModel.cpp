@@ -220,15 +220,21 @@ void LlamaModel::enableLoRA(const LoRAConfig& config, uint64_t seed) {
             f->u = allocOperand(N * rows);
             f->du = du;
             if (config.dropout == 0.0f) f->effective = allocOperand(f->outTotal * in);
-            size_t offset = 0;
+            // The group's B factors (and their gradients) one after the other,
+            // so that alike adapters' dB are one strided batch.
+            size_t bCount = 0;
+            for (const auto& part : f->parts) bCount += chosen(part.kind) ? part.out * r : 0;
+            float* bValues = alloc(bCount);
+            float* bGrads = alloc(bCount);
+            size_t offset = 0, bOffset = 0;
             for (auto& part : f->parts) {
                 if (!chosen(part.kind)) continue;
                 auto a = std::make_unique<LoRAAdapter>();
                 const std::string path = modulePath(part.layer, part.kind);
                 a->A = &addParameter(path + ".lora_A.weight", r, in, f->loraA + offset * in,
                                      f->loraAGrad + offset * in);
-                a->B = &addParameter(path + ".lora_B.weight", part.out, r, alloc(part.out * r),
-                                     alloc(part.out * r));
+                a->B = &addParameter(path + ".lora_B.weight", part.out, r, bValues + bOffset, bGrads + bOffset);
+                bOffset += part.out * r;
                 for (Parameter* p : {a->A, a->B}) {
                     p->m = alloc(p->count());
                     p->v = alloc(p->count());

@@ -546,6 +546,33 @@ private:
                            {"swiglu backward's activation", b.get(actAgain, N * F)},
                            {"dup block ᵀ·h", b.get(dwUp, n * C)}};
         }, true);
+        // A strided batch as LoRA's dB of q|k|v: dyᵀ·u per part, column
+        // blocks of two operand buffers into gradients one after the other
+        // (the CUDA backend's cuBLASLt batch), then the same from fp32
+        // operands (cuBLAS's strided batch) and with one operand in fp32
+        // (product by product).
+        opCheck("bf16 mode: strided batches of products", 2e-2, [](Backend& be) {
+            Buffers b(be);
+            const size_t N = 300, out = 40, r = 8, parts = 3;
+            float* dy = b.operand(N * parts * out);
+            be.copy(dy, b.put(normalHost(N * parts * out, 190)), N * parts * out);
+            float* u = b.operand(N * parts * r);
+            be.copy(u, b.put(normalHost(N * parts * r, 191)), N * parts * r);
+            float* dB = b.zeros(parts * out * r);
+            be.gemmStridedBatched(true, false, out, r, N, 0.5f, dy, parts * out, out, u, parts * r, r, 0.0f, dB, r,
+                                  out * r, parts);
+            const float* dy32 = b.put(normalHost(N * parts * out, 192));
+            const float* u32 = b.put(normalHost(N * parts * r, 193));
+            float* dB32 = b.put(normalHost(parts * out * r, 194));
+            be.gemmStridedBatched(true, false, out, r, N, 0.5f, dy32, parts * out, out, u32, parts * r, r, 1.0f, dB32,
+                                  r, out * r, parts);
+            float* mixed = b.zeros(parts * out * r);
+            be.gemmStridedBatched(true, false, out, r, N, 0.5f, dy, parts * out, out, u32, parts * r, r, 0.0f, mixed,
+                                  r, out * r, parts);
+            return Outputs{{"operand buffers", b.get(dB, parts * out * r)},
+                           {"fp32, accumulating", b.get(dB32, parts * out * r)},
+                           {"one operand buffer", b.get(mixed, parts * out * r)}};
+        }, true);
         // LoRA's effective weights, every group at once: bf16 targets (the
         // CUDA backend narrows in one launch and batches the products of
         // equal shape and scale, across groups), a group whose middle part

@@ -503,6 +503,31 @@ void CudaBackend::gemmStridedBatched(bool transA, bool transB, size_t M, size_t 
                                      size_t strideB, float beta, float* C, size_t ldc, size_t strideC,
                                      size_t batch) {
     if (M == 0 || N == 0 || batch == 0) return;
+    const __nv_bfloat16 *storedA = storedBf16(A), *storedB = storedBf16(B);
+    __nv_bfloat16* storedC = storedBf16(C);
+    if (storedA && storedB) {
+        std::string label;
+        if (profile_) {
+            char buf[112];
+            std::snprintf(buf, sizeof buf, "gemm %c%c M=%zu N=%zu K=%zu%s, batch %zu", transA ? 'T' : 'N',
+                          transB ? 'T' : 'N', M, N, K, beta != 0.0f ? " +C" : "", batch);
+            label = buf;
+        }
+        ProfScope prof(*this, label);
+        lt_->matmul(transB, transA, toInt(N, "N"), toInt(M, "M"), toInt(K, "K"), alpha, storedB, toInt(ldb, "ldb"),
+                    storedA, toInt(lda, "lda"), beta, storedC ? static_cast<void*>(storedC) : C,
+                    storedC ? static_cast<void*>(storedC) : C, toInt(ldc, "ldc"), storedC ? CUDA_R_16BF : CUDA_R_32F,
+                    {toInt(batch, "batch"), static_cast<long long>(strideB), static_cast<long long>(strideA),
+                     static_cast<long long>(strideC)});
+        forgetBf16OperandsIn(C, C + (batch - 1) * strideC + (M - 1) * ldc + N);
+        return;
+    }
+    if (storedA || storedB || storedC) {
+        Backend::gemmStridedBatched(transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
+                                    strideC, batch);
+        return;
+    }
+    forgetBf16OperandsIn(C, C + (batch - 1) * strideC + (M - 1) * ldc + N);
     CUBLAS_CHECK(cublasGemmStridedBatchedEx(
         cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N, toInt(N, "N"),
         toInt(M, "M"), toInt(K, "K"), &alpha, B, CUDA_R_32F, toInt(ldb, "ldb"),

@@ -71,6 +71,12 @@ public:
     // bf16 products put the addend straight into cuBLASLt's C; fp32 ones copy it.
     void gemmAdd(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha, const float* A,
                  size_t lda, const float* B, size_t ldb, const float* R, float* C, size_t ldc) override;
+    // Both operands in operand buffers (bf16 mode): one cuBLASLt product of
+    // `batch` matrices; fp32 operands and output: cuBLAS's strided batch in
+    // the backend's compute type (the unfused attention); otherwise one by one.
+    void gemmStridedBatched(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha, const float* A,
+                            size_t lda, size_t strideA, const float* B, size_t ldb, size_t strideB, float beta,
+                            float* C, size_t ldc, size_t strideC, size_t batch) override;
     // bf16 mode with every target an operand buffer: one narrowing launch
     // (bases into the targets, factors into the operand cache's kept slots
     // or foldFactors_), then one batched
@@ -186,11 +192,6 @@ private:
     // gemm and gemmAdd: C = alpha·op(A)·op(B) + beta·addend (addend may be C).
     void product(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha, const float* A,
                  size_t lda, const float* B, size_t ldb, float beta, const float* addend, float* C, size_t ldc);
-    // Row-major strided-batched product (see gemm); batch i uses A + i·strideA etc.
-    void gemmStridedBatched(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha,
-                            const float* A, size_t lda, size_t strideA, const float* B, size_t ldb,
-                            size_t strideB, float beta, float* C, size_t ldc, size_t strideC,
-                            size_t batch);
     // The device's rotary tables cos(T, D/2) | sin(T, D/2), uploaded once per (T, D, theta).
     const float* rotaryTables(size_t T, size_t D, float theta);
     // Rotary embedding in place on the first 2H heads (q|k) of the rows

@@ -22,9 +22,26 @@ int alignment(const void* p) {
     return bytes;
 }
 
-cublasLtMatrixLayout_t layout(cudaDataType_t type, int rows, int cols, int ld) {
+// The alignment of every matrix of a batch: of the first, and of the step
+// between them (bytes).
+int alignment(const void* p, long long stepBytes) {
+    return std::min(alignment(p), alignment(reinterpret_cast<const void*>(static_cast<uintptr_t>(stepBytes))));
+}
+
+// A (rows, cols) layout, `count` of them `stride` elements apart when count > 1.
+cublasLtMatrixLayout_t layout(cudaDataType_t type, int rows, int cols, int ld, int count, long long stride) {
     cublasLtMatrixLayout_t l = nullptr;
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, type, static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), ld));
+    if (count > 1) {
+        try {
+            CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
+            CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
+                                                          sizeof stride));
+        } catch (...) {
+            cublasLtMatrixLayoutDestroy(l);
+            throw;
+        }
+    }
     return l;
 }
 
@@ -80,9 +97,13 @@ void LtMatmul::release(Plan& p) noexcept {
 }
 
 void LtMatmul::matmul(bool transA, bool transB, int m, int n, int k, float alpha, const void* A, int lda,
-                      const void* B, int ldb, float beta, const void* C, void* D, int ldd, cudaDataType_t out) {
-    const Shape shape{transA, transB, m, n, k, lda, ldb, ldd, static_cast<int>(out), alignment(A), alignment(B),
-                      std::min(alignment(C), alignment(D))};
+                      const void* B, int ldb, float beta, const void* C, void* D, int ldd, cudaDataType_t out,
+                      const LtBatch& batch) {
+    const long long outBytes = out == CUDA_R_16BF ? 2 : 4;
+    const Shape shape{transA, transB, m, n, k, lda, ldb, ldd, static_cast<int>(out), alignment(A, 2 * batch.strideA),
+                      alignment(B, 2 * batch.strideB),
+                      std::min(alignment(C, outBytes * batch.strideD), alignment(D, outBytes * batch.strideD)),
+                      batch.count, batch.strideA, batch.strideB, batch.strideD};
     const Plan& p = plan(shape, out, Trial{alpha, beta, A, B, C, D});
     CUBLAS_CHECK(cublasLtMatmul(handle_, p.op, &alpha, A, p.a, B, p.b, &beta, C, p.d, D, p.d, &p.algo, workspace_,
                                 workspaceBytes_, stream_));
@@ -90,7 +111,8 @@ void LtMatmul::matmul(bool transA, bool transB, int m, int n, int k, float alpha
 
 const LtMatmul::Plan& LtMatmul::plan(const Shape& shape, cudaDataType_t out, const Trial& trial) {
     if (auto it = plans_.find(shape); it != plans_.end()) return it->second;
-    const auto [transA, transB, m, n, k, lda, ldb, ldd, type, alignA, alignB, alignD] = shape;
+    const auto [transA, transB, m, n, k, lda, ldb, ldd, type, alignA, alignB, alignD, count, strideA, strideB,
+                strideD] = shape;
     Plan p;
     cublasLtMatmulPreference_t preference = nullptr;
     cublasLtMatmulHeuristicResult_t candidates[kCandidates]{};
@@ -101,9 +123,9 @@ const LtMatmul::Plan& LtMatmul::plan(const Shape& shape, cudaDataType_t out, con
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA));
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB));
         // Stored shapes: op(A) is (m, k), op(B) is (k, n).
-        p.a = transA ? layout(CUDA_R_16BF, k, m, lda) : layout(CUDA_R_16BF, m, k, lda);
-        p.b = transB ? layout(CUDA_R_16BF, n, k, ldb) : layout(CUDA_R_16BF, k, n, ldb);
-        p.d = layout(out, m, n, ldd);
+        p.a = transA ? layout(CUDA_R_16BF, k, m, lda, count, strideA) : layout(CUDA_R_16BF, m, k, lda, count, strideA);
+        p.b = transB ? layout(CUDA_R_16BF, n, k, ldb, count, strideB) : layout(CUDA_R_16BF, k, n, ldb, count, strideB);
+        p.d = layout(out, m, n, ldd, count, strideD);
         CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
         setPreference(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, static_cast<uint64_t>(workspaceBytes_));
         setPreference(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, static_cast<uint32_t>(alignA));
@@ -171,10 +193,11 @@ cublasLtMatmulAlgo_t LtMatmul::fastest(const Shape& shape, const Plan& p,
     }
     if (best < 0) return candidates[0].algo;  // the product itself then reports cuBLASLt's error
     if (report_) {
-        const auto [transA, transB, m, n, k, lda, ldb, ldd, type, alignA, alignB, alignD] = shape;
+        const auto [transA, transB, m, n, k, lda, ldb, ldd, type, alignA, alignB, alignD, batch, strideA, strideB,
+                    strideD] = shape;
         std::fprintf(stderr,
-                     "cuBLASLt %c%c m=%d n=%d k=%d%s: heuristic's first %.1f us, candidate %d of %d %.1f us\n",
-                     transA ? 'T' : 'N', transB ? 'T' : 'N', m, n, k, type == CUDA_R_16BF ? " bf16" : "",
+                     "cuBLASLt %c%c m=%d n=%d k=%d%s, batch %d: heuristic's first %.1f us, candidate %d of %d %.1f us\n",
+                     transA ? 'T' : 'N', transB ? 'T' : 'N', m, n, k, type == CUDA_R_16BF ? " bf16" : "", batch,
                      1e3f * firstMs / kTimedRuns, best + 1, count, 1e3f * bestMs / kTimedRuns);
     }
     return candidates[best].algo;

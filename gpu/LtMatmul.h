@@ -22,6 +22,13 @@
 
 namespace relora::gpu {
 
+// `count` products of one shape: the i-th at A + i·strideA, B + i·strideB,
+// C and D + i·strideD (elements).
+struct LtBatch {
+    int count = 1;
+    long long strideA = 0, strideB = 0, strideD = 0;
+};
+
 class LtMatmul {
 public:
     // Products run on `stream` of `device` with `workspace` (bytes) as
@@ -35,11 +42,13 @@ public:
     // B bf16, C and D (same layout, ldd; C may be D) of type `out`
     // (CUDA_R_32F or CUDA_R_16BF), fp32 accumulation.
     void matmul(bool transA, bool transB, int m, int n, int k, float alpha, const void* A, int lda,
-                const void* B, int ldb, float beta, const void* C, void* D, int ldd, cudaDataType_t out);
+                const void* B, int ldb, float beta, const void* C, void* D, int ldd, cudaDataType_t out,
+                const LtBatch& batch = {});
 
 private:
     // Everything the heuristic's choice depends on, pointer alignment included.
-    using Shape = std::tuple<bool, bool, int, int, int, int, int, int, int, int, int, int>;
+    using Shape = std::tuple<bool, bool, int, int, int, int, int, int, int, int, int, int, int, long long, long long,
+                             long long>;
     struct Plan {
         cublasLtMatmulDesc_t op = nullptr;
         cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
