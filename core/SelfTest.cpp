@@ -573,6 +573,50 @@ private:
                            {"fp32, accumulating", b.get(dB32, parts * out * r)},
                            {"one operand buffer", b.get(mixed, parts * out * r)}};
         }, true);
+        // Products with weights AdamW has just updated: the CUDA backend's
+        // AdamW writes their bf16 copies into the operand cache when every
+        // part of a (fused) weight trains; a weight with a frozen part is
+        // converted again; a skipped step leaves weights and copies alone.
+        opCheck("bf16 mode: products with the weights AdamW just updated", 2e-2, [](Backend& be) {
+            Buffers b(be);
+            const size_t N = 64, in = 96, out = 40;
+            float* x = b.operand(N * in);
+            be.copy(x, b.put(normalHost(N * in, 200)), N * in);
+            float* fused = b.put(normalHost(3 * out * in, 201, 0.1f));   // three parts, all trained
+            float* partly = b.put(normalHost(2 * out * in, 202, 0.1f));  // the second part frozen
+            std::vector<OptimizerTensor> tensors;
+            uint64_t seed = 210;
+            for (float* w : {fused, fused + out * in, fused + 2 * out * in, partly})
+                tensors.push_back({w, b.put(normalHost(out * in, seed++)), b.zeros(out * in), b.zeros(out * in),
+                                   out * in, 0.01f, 1});
+            float* y = b.zeros(N * 3 * out);
+            float* z = b.zeros(N * 2 * out);
+            Outputs o;
+            const auto products = [&](const std::string& when) {
+                be.gemm(false, true, N, 3 * out, in, 1.0f, x, in, fused, in, 0.0f, y, 3 * out);
+                be.gemm(false, true, N, 2 * out, in, 1.0f, x, in, partly, in, 0.0f, z, 2 * out);
+                o.emplace_back(when + ": fused weight", b.get(y, N * 3 * out));
+                o.emplace_back(when + ": partly frozen weight", b.get(z, N * 2 * out));
+            };
+            float* acc = b.zeros(1);
+            float* state = b.zeros(3);
+            float* loss = b.zeros(1);
+            const auto step = [&](int64_t count) {
+                be.fill(acc, 0.0f, 1);
+                be.sumSquaresAccumulateAll(acc, tensors);
+                be.finishGradNorm(state, acc, loss, 0.0f);
+                for (OptimizerTensor& t : tensors) t.step = count;
+                be.adamwAll(tensors, {0.05f, 0.9f, 0.999f, 1e-8f}, state);
+                products("after step " + std::to_string(count));
+            };
+            products("before");
+            step(1);
+            step(2);
+            be.fill(loss, std::numeric_limits<float>::infinity(), 1);
+            step(3);  // skipped
+            o.emplace_back("weights", b.get(fused, 3 * out * in));
+            return o;
+        }, true);
         // LoRA's effective weights, every group at once: bf16 targets (the
         // CUDA backend narrows in one launch and batches the products of
         // equal shape and scale, across groups), a group whose middle part

@@ -607,10 +607,20 @@ const long long* tableFirstChunk(const void* table, size_t count) {
 
 }  // namespace
 
+CudaBackend::Bf16Operand* CudaBackend::slotHolding(const float* p, size_t n) {
+    for (Bf16Operand& o : bf16Operands_)
+        if (o.home && o.ld == o.cols && o.home <= p && p + n <= o.home + o.rows * o.cols) return &o;
+    return nullptr;
+}
+
 long long CudaBackend::uploadTensorTable(const std::vector<OptimizerTensor>& tensors) {
     std::vector<TensorEntry> entries;
-    for (const OptimizerTensor& t : tensors)
-        entries.push_back({t.param, t.grad, t.m, t.v, t.n, t.weightDecay, static_cast<int>(t.step - tensors[0].step)});
+    for (const OptimizerTensor& t : tensors) {
+        Bf16Operand* slot = slotHolding(t.param, t.n);
+        __nv_bfloat16* copy = slot ? static_cast<__nv_bfloat16*>(slot->copy.ptr) + (t.param - slot->home) : nullptr;
+        entries.push_back(
+            {t.param, t.grad, t.m, t.v, copy, t.n, t.weightDecay, static_cast<int>(t.step - tensors[0].step)});
+    }
     long long chunks = 0;
     uploadIfChanged(tensorTable_, tensorTableHost_, chunkedTable(entries, &chunks));
     tensorTableCount_ = static_cast<int>(tensors.size());
@@ -746,6 +756,16 @@ void CudaBackend::adamwAll(const std::vector<OptimizerTensor>& tensors, const Ad
         tableEntries<TensorEntry>(tensorTable_.ptr), tableFirstChunk<TensorEntry>(tensorTable_.ptr, tensorTableCount_), tensorTableCount_,
         chunks, tensors[0].step, s.lr, s.beta1, s.beta2, s.eps, state);
     CUDA_CHECK_LAUNCH("multi_adamw_kernel");
+    // A slot whose whole source the kernel rewrote into its copy (every part
+    // of a fused weight trains) holds that source's bf16 values again.
+    std::map<Bf16Operand*, size_t> rewritten;
+    for (const OptimizerTensor& t : tensors)
+        if (Bf16Operand* slot = slotHolding(t.param, t.n)) rewritten[slot] += t.n;
+    for (const auto& [slot, count] : rewritten) {
+        if (count != slot->rows * slot->cols) continue;
+        slot->src = slot->home;
+        slot->lastUse = ++bf16Clock_;
+    }
 }
 
 void CudaBackend::zeroWhereZero(float* x, const float* ref, size_t n) {

@@ -16,7 +16,9 @@
 // multiply in TF32). Without bf16MatMul, plain fp32 cuBLAS (no TF32). In
 // bf16 mode attention is flash-style (CudaAttention.cu). RELORA_CUDA_PROFILE=1 times
 // every op with events and prints a table at destruction. The optimizer's
-// norm and AdamW run over all tensors in one launch each. Reductions use
+// norm and AdamW run over all tensors in one launch each; AdamW also rounds
+// the new weights into their operand-cache copies, so the next step's
+// products need not convert them again. Reductions use
 // fixed launch shapes and no float atomics, so results are bit-reproducible.
 #pragma once
 
@@ -224,7 +226,9 @@ private:
     };
     void forgetBf16OperandsIn(std::initializer_list<Written> ranges);
     // Uploads the multi-tensor table (multi_tensor.cuh) when the tensors
-    // differ from the last upload; returns the number of chunks.
+    // differ from the last upload; returns the number of chunks. A tensor
+    // inside the last source of an operand cache slot gets that slot's copy
+    // as its bf16 copy, which AdamW writes (adamwAll).
     long long uploadTensorTable(const std::vector<OptimizerTensor>& tensors);
     // A table that stays the same from step to step: `bytes` into `device`
     // unless `held` (what it holds) equals them already.
@@ -272,6 +276,9 @@ private:
     Bf16Operand bf16Operands_[kTransientOperands + kKeptOperands];
     // The kept slot for a copy of `bytes` from src, or null (use a transient one).
     Bf16Operand* keptSlot(const float* src, size_t bytes);
+    // The slot whose last source (packed rows) holds p(n): a weight that the
+    // products convert, or a part of a fused one; or null.
+    Bf16Operand* slotHolding(const float* p, size_t n);
     uint64_t bf16Clock_ = 0;
     Scratch tensorTable_;        // multi-tensor table + chunk prefix
     std::vector<unsigned char> tensorTableHost_;  // what tensorTable_ holds

@@ -9,6 +9,7 @@
 
 #include "gpu/kernels/adamw.cuh"
 #include "gpu/kernels/common.cuh"
+#include "gpu/kernels/storage.cuh"
 #include "gpu/kernels/tensor_chunks.cuh"
 
 namespace relora::gpu {
@@ -18,6 +19,7 @@ struct TensorEntry {
     const float* grad;
     float* m;
     float* v;
+    __nv_bfloat16* copy;  // (n) the param's bf16 copy for the products, or null
     size_t n;
     float weightDecay;
     int stepOffset;  // this tensor's step − the step passed to the kernel
@@ -55,11 +57,14 @@ __global__ void multi_sum_squares_kernel(double* __restrict__ partials, const Te
 
 // AdamW on every chunk of every tensor; state(3): [1] clip, [2] skip. The
 // table holds step offsets, not steps, so it stays the same from step to
-// step and is uploaded only when the set of tensors changes.
+// step and is uploaded only when the set of tensors changes. A tensor with
+// a copy gets its new values rounded to bf16 there too (also on a skipped
+// step: the copy then holds the unchanged values), so the next products need
+// not convert the weight.
 __global__ void multi_adamw_kernel(const TensorEntry* __restrict__ table, const long long* __restrict__ firstChunk,
                                    int count, long long totalChunks, long long step, float lr, float beta1,
                                    float beta2, float eps, const float* __restrict__ state) {
-    if (state[2] != 0.0f) return;
+    const bool skip = state[2] != 0.0f;
     const float clip = state[1];
     for (long long c = blockIdx.x; c < totalChunks; c += gridDim.x) {
         const int t = tensorOfChunk(firstChunk, count, c);
@@ -70,10 +75,11 @@ __global__ void multi_adamw_kernel(const TensorEntry* __restrict__ table, const 
         const size_t begin = static_cast<size_t>(c - firstChunk[t]) * kTensorChunk;
         const size_t end = min(e.n, begin + kTensorChunk);
         const auto element = [&](float& p, float& m, float& v, float g) {
-            adamwElement(p, m, v, g * clip, lr, beta1, beta2, eps, decay, bc1, bc2);
+            if (!skip) adamwElement(p, m, v, g * clip, lr, beta1, beta2, eps, decay, bc1, bc2);
         };
         size_t i = begin;
-        if (aligned16(e.param) && aligned16(e.grad) && aligned16(e.m) && aligned16(e.v)) {
+        if (aligned16(e.param) && aligned16(e.grad) && aligned16(e.m) && aligned16(e.v) &&
+            reinterpret_cast<uintptr_t>(e.copy) % 8 == 0) {
             const size_t end4 = begin + (end - begin) / 4 * 4;
             for (size_t j = begin + 4 * threadIdx.x; j < end4; j += 4 * blockDim.x) {
                 float4 p = *reinterpret_cast<float4*>(e.param + j), m = *reinterpret_cast<float4*>(e.m + j),
@@ -83,13 +89,19 @@ __global__ void multi_adamw_kernel(const TensorEntry* __restrict__ table, const 
                 element(p.y, m.y, v.y, g.y);
                 element(p.z, m.z, v.z, g.z);
                 element(p.w, m.w, v.w, g.w);
-                *reinterpret_cast<float4*>(e.param + j) = p;
-                *reinterpret_cast<float4*>(e.m + j) = m;
-                *reinterpret_cast<float4*>(e.v + j) = v;
+                if (!skip) {
+                    *reinterpret_cast<float4*>(e.param + j) = p;
+                    *reinterpret_cast<float4*>(e.m + j) = m;
+                    *reinterpret_cast<float4*>(e.v + j) = v;
+                }
+                if (e.copy) storeAs4(e.copy + j, p);
             }
             i = end4;
         }
-        for (i += threadIdx.x; i < end; i += blockDim.x) element(e.param[i], e.m[i], e.v[i], e.grad[i]);
+        for (i += threadIdx.x; i < end; i += blockDim.x) {
+            element(e.param[i], e.m[i], e.v[i], e.grad[i]);
+            if (e.copy) e.copy[i] = __float2bfloat16_rn(e.param[i]);
+        }
     }
 }
 
