@@ -112,6 +112,7 @@ void FusedLinear::backwardInput(Backend& be, const float* dy, float* dx, size_t 
 
 void FusedLinear::backwardWeights(Backend& be, const float* dy, const float* x, size_t N) const {
     const size_t R = loraRows;
+    const WeightGradients scope(be);
     if (allPartsTrainable()) {
         be.gemm(true, false, outTotal, in, N, 1.0f, dy, outTotal, x, in, 0.0f, grad, in);
     } else {

@@ -573,6 +573,39 @@ private:
                            {"fp32, accumulating", b.get(dB32, parts * out * r)},
                            {"one operand buffer", b.get(mixed, parts * out * r)}};
         }, true);
+        // Weight-gradient products, which the CUDA backend runs on a second
+        // stream: the ops after them overwrite their operands (an operand
+        // buffer, and an fp32 matrix whose bf16 copy they read) and read
+        // their output; the results must be those of one stream.
+        opCheck("bf16 mode: weight gradients beside the ops after them", 2e-2, [](Backend& be) {
+            Buffers b(be);
+            const size_t N = 4096, in = 512, out = 384;
+            float* x = b.operand(N * in);
+            be.copy(x, b.put(normalHost(N * in, 220)), N * in);
+            float* dy = b.put(normalHost(N * out, 221));
+            const float* w = b.put(normalHost(out * in, 222, 0.05f));
+            float* dx = b.operand(N * in);
+            be.gemm(false, false, N, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);  // leaves dy's bf16 copy
+            float* dw = b.zeros(out * in);
+            float* dw2 = b.zeros(out * in);
+            {
+                const WeightGradients scope(be);
+                be.gemm(true, false, out, in, N, 1.0f, dy, out, x, in, 0.0f, dw, in);
+                be.gemm(true, false, out, in, N, 0.5f, dy, out, x, in, 1.0f, dw, in);
+            }
+            be.copy(x, b.put(normalHost(N * in, 223)), N * in);
+            be.scale(dy, -2.0f, N * out);
+            be.gemm(false, false, N, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);
+            {
+                const WeightGradients scope(be);
+                be.gemm(true, false, out, in, N, 1.0f, dy, out, x, in, 0.0f, dw2, in);
+            }
+            float* sum = b.zeros(1);
+            be.sumSquaresAccumulate(sum, dw2, out * in);
+            be.axpy(dw2, 1.0f, dw, out * in);
+            return Outputs{{"dW", b.get(dw, out * in)}, {"dW after the operands changed", b.get(dw2, out * in)},
+                           {"its sum of squares", b.get(sum, 1)}, {"dX", b.get(dx, N * in)}};
+        }, true);
         // Products with weights AdamW has just updated: the CUDA backend's
         // AdamW writes their bf16 copies into the operand cache when every
         // part of a (fused) weight trains; a weight with a frozen part is

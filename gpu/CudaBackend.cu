@@ -92,7 +92,12 @@ CudaBackend::CudaBackend(const BackendOptions& options) : bf16_(options.bf16MatM
         CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
         deviceName_ = prop.name;
         smCount_ = prop.multiProcessorCount;
-        CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+        // The main stream first, the weight gradients' side stream (default
+        // priority, the lowest) where SMs are left: the main stream holds
+        // the step's critical path (on the H100 this ran 60m 0.5-1.4 % faster).
+        int leastPriority = 0, greatestPriority = 0;
+        CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&leastPriority, &greatestPriority));
+        CUDA_CHECK(cudaStreamCreateWithPriority(&stream_, cudaStreamNonBlocking, greatestPriority));
         CUDA_CHECK(cudaEventCreateWithFlags(&stagingFree_, cudaEventDisableTiming));
         CUBLAS_CHECK(cublasCreate(&cublas_));
         CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
@@ -106,6 +111,13 @@ CudaBackend::CudaBackend(const BackendOptions& options) : bf16_(options.bf16MatM
         CUBLAS_CHECK(cublasSetWorkspace(cublas_, workspace, kCublasWorkspaceBytes));
         // Same stream, so cuBLAS and cuBLASLt never use the workspace at once.
         lt_ = std::make_unique<LtMatmul>(stream_, device_, workspace, kCublasWorkspaceBytes, profile_);
+        const char* sideEnv = std::getenv("RELORA_CUDA_SIDE_STREAM");
+        if (bf16_ && !profile_ && !(sideEnv && sideEnv[0] == '0')) {
+            side_ = std::make_unique<SideStream>();
+            sideLt_ = std::make_unique<LtMatmul>(side_->stream(), device_,
+                                                 ensure(sideWorkspace_, kCublasWorkspaceBytes),
+                                                 kCublasWorkspaceBytes, false);
+        }
         ensure(reducePartials_, kReduceBlocks * sizeof(double));
         CUDA_CHECK(cudaStreamSynchronize(stream_));
     } catch (...) {
@@ -117,6 +129,8 @@ CudaBackend::CudaBackend(const BackendOptions& options) : bf16_(options.bf16MatM
 CudaBackend::~CudaBackend() { destroy(); }
 
 void CudaBackend::destroy() noexcept {
+    sideLt_.reset();
+    side_.reset();  // waits for its work
     if (stream_) cudaStreamSynchronize(stream_);
     if (profile_) {
         try {
@@ -280,6 +294,7 @@ int32_t* CudaBackend::allocateInts(size_t count) {
 void CudaBackend::release(void* ptr) {
     // Called from destructors (the model's): report a failure, never throw.
     try {
+        joinSide();
         if (const auto it = bf16Stored_.find(reinterpret_cast<uintptr_t>(ptr)); it != bf16Stored_.end())
             releaseOperand(it);
         else
@@ -291,6 +306,7 @@ void CudaBackend::release(void* ptr) {
 
 void CudaBackend::uploadBytes(void* dst, const void* host, size_t bytes) {
     if (bytes == 0) return;
+    beforeWrites({{static_cast<const float*>(dst), bytes / sizeof(float)}});
     forgetBf16OperandsIn(static_cast<const float*>(dst), static_cast<const float*>(dst) + bytes / sizeof(float));
     CUDA_CHECK(cudaEventSynchronize(stagingFree_));  // the last copy out of staging_ is done
     if (bytes > stagingBytes_) {
@@ -315,6 +331,7 @@ void CudaBackend::uploadInts(int32_t* dst, const int32_t* host, size_t count) {
 
 void CudaBackend::download(float* host, const float* src, size_t count) {
     if (count == 0) return;
+    joinSide();
     if (profile_ && ++profDownloads_ == profSkipDownloads_) {
         // End of the warm-up: drop what was timed so far (first launches load
         // modules and pick algorithms; they are no steady-state cost).
@@ -334,6 +351,7 @@ void CudaBackend::download(float* host, const float* src, size_t count) {
 
 void CudaBackend::downloadInts(int32_t* host, const int32_t* src, size_t count) {
     if (count == 0) return;
+    joinSide();
     CUDA_CHECK(cudaMemcpyAsync(host, src, count * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
@@ -341,12 +359,16 @@ void CudaBackend::downloadInts(int32_t* host, const int32_t* src, size_t count) 
 void CudaBackend::copy(float* dst, const float* src, size_t count) {
     RELORA_OP_WRITES("copy", {dst, count});
     requireFp32(src, "copy");
+    beforeRead(src, count);
     if (count == 0 || dst == src) return;
     if (__nv_bfloat16* dst16 = storedBf16(dst)) return narrow(dst16, src, count);
     CUDA_CHECK(cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
 }
 
-void CudaBackend::synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+void CudaBackend::synchronize() {
+    joinSide();
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
 
 // ---- matrix products -------------------------------------------------------------
 // cuBLAS is column-major: a row-major (r, c) matrix is the column-major
@@ -390,16 +412,36 @@ void CudaBackend::product(bool transA, bool transB, size_t M, size_t N, size_t K
     constexpr size_t kMaxConvert = size_t{64} << 20, kMinConvert = size_t{1} << 20;  // elements
     const __nv_bfloat16 *storedA = storedBf16(A), *storedB = storedBf16(B);
     __nv_bfloat16* storedC = storedBf16(C);
+    const float* endC = C + (M - 1) * ldc + N;
     if (storedA || storedB || storedC ||
         (bf16_ && sizeA <= kMaxConvert && sizeB <= kMaxConvert && std::max(sizeA, sizeB) > kMinConvert)) {
         size_t lda16 = lda, ldb16 = ldb;
-        const __nv_bfloat16* a16 = storedA ? storedA : bf16Operand(A, rowsA, colsA, lda, &lda16);
-        const __nv_bfloat16* b16 = storedB ? storedB : bf16Operand(B, rowsB, colsB, ldb, &ldb16);
+        // A weight gradient goes to the side stream when neither operand needs converting.
+        Bf16Operand *slotA = nullptr, *slotB = nullptr;
+        const __nv_bfloat16* a16 = storedA ? storedA : cachedBf16Operand(A, rowsA, colsA, lda, &lda16, &slotA);
+        const __nv_bfloat16* b16 = storedB ? storedB : cachedBf16Operand(B, rowsB, colsB, ldb, &ldb16, &slotB);
+        const bool side = onSide(a16 && b16 && addend == C && !storedC);
+        if (side) {
+            side_->follow(stream_);
+        } else {
+            beforeWrites({{C, static_cast<size_t>(endC - C)}});
+            if (!a16) a16 = bf16Operand(A, rowsA, colsA, lda, &lda16);
+            if (!b16) b16 = bf16Operand(B, rowsB, colsB, ldb, &ldb16);
+        }
         const void* addendD = storedC ? static_cast<const void*>(storedBf16(addend)) : addend;
-        lt_->matmul(transB, transA, toInt(N, "N"), toInt(M, "M"), toInt(K, "K"), alpha, b16, toInt(ldb16, "ldb"),
+        (side ? *sideLt_ : *lt_)
+            .matmul(transB, transA, toInt(N, "N"), toInt(M, "M"), toInt(K, "K"), alpha, b16, toInt(ldb16, "ldb"),
                     a16, toInt(lda16, "lda"), beta, addendD, storedC ? static_cast<void*>(storedC) : C,
                     toInt(ldc, "ldc"), storedC ? CUDA_R_16BF : CUDA_R_32F);
+        if (side)
+            sideIssued({{storedA ? A : nullptr, storedA ? A + (rowsA - 1) * lda + colsA : nullptr, false},
+                        {storedB ? B : nullptr, storedB ? B + (rowsB - 1) * ldb + colsB : nullptr, false},
+                        {C, endC, true}},
+                       slotA, slotB);
     } else {
+        beforeWrites({{C, static_cast<size_t>(endC - C)}});
+        beforeRead(A, (rowsA - 1) * lda + colsA);
+        beforeRead(B, (rowsB - 1) * ldb + colsB);
         // TF32 tensor cores take two small fp32 operands (LoRA's fold,
         // ReLoRA's merge, ΔW for the spectra) as they are, in one launch.
         const cublasComputeType_t compute =
@@ -412,11 +454,32 @@ void CudaBackend::product(bool transA, bool transB, size_t M, size_t N, size_t K
                                   toInt(ldb, "ldb"), A, CUDA_R_32F, toInt(lda, "lda"), &beta, C, CUDA_R_32F,
                                   toInt(ldc, "ldc"), compute, CUBLAS_GEMM_DEFAULT));
     }
-    forgetBf16OperandsIn(C, C + (M - 1) * ldc + N);
+    forgetBf16OperandsIn(C, endC);
 }
 
-const __nv_bfloat16* CudaBackend::bf16Operand(const float* src, size_t rows, size_t cols, size_t ld,
-                                              size_t* ld16) {
+void CudaBackend::sideIssued(std::initializer_list<SideStream::Range> ranges, Bf16Operand* slotA,
+                             Bf16Operand* slotB) {
+    const size_t ticket = side_->issued(ranges);
+    for (Bf16Operand* slot : {slotA, slotB})
+        if (slot) slot->sideTicket = ticket;
+}
+
+void CudaBackend::beforeWrites(std::initializer_list<Written> ranges) {
+    if (!side_) return;
+    for (const Written& w : ranges)
+        if (w.begin && w.count) side_->beforeWrite(stream_, w.begin, w.begin + w.count);
+}
+
+void CudaBackend::beforeRead(const float* begin, size_t count) {
+    if (side_ && begin && count) side_->beforeRead(stream_, begin, begin + count);
+}
+
+void CudaBackend::joinSide() {
+    if (side_) side_->join(stream_);
+}
+
+const __nv_bfloat16* CudaBackend::cachedBf16Operand(const float* src, size_t rows, size_t cols, size_t ld,
+                                                    size_t* ld16, Bf16Operand** slot) {
     ++bf16Clock_;
     // A cached copy of a matrix with the same row stride that contains this
     // one (the whole matrix, or a block of its columns and rows).
@@ -426,8 +489,16 @@ const __nv_bfloat16* CudaBackend::bf16Operand(const float* src, size_t rows, siz
         if (row + rows > o.rows || col + cols > o.cols) continue;
         o.lastUse = bf16Clock_;
         *ld16 = o.cols;
+        *slot = &o;
         return static_cast<const __nv_bfloat16*>(o.copy.ptr) + row * o.cols + col;
     }
+    return nullptr;
+}
+
+const __nv_bfloat16* CudaBackend::bf16Operand(const float* src, size_t rows, size_t cols, size_t ld,
+                                              size_t* ld16) {
+    Bf16Operand* slot = nullptr;
+    if (const __nv_bfloat16* cached = cachedBf16Operand(src, rows, cols, ld, ld16, &slot)) return cached;
     __nv_bfloat16* copy = claimBf16Operand(src, rows, cols, ld);
     to_bf16_kernel<<<gridFor(rows * cols / 4 + 1), kThreads, 0, stream_>>>(copy, src, rows, cols, ld);
     CUDA_CHECK_LAUNCH("to_bf16_kernel");
@@ -445,6 +516,7 @@ __nv_bfloat16* CudaBackend::claimBf16Operand(const float* src, size_t rows, size
         for (size_t i = 1; i < kTransientOperands; ++i)
             if (bf16Operands_[i].lastUse < slot->lastUse) slot = &bf16Operands_[i];
     }
+    if (side_) side_->wait(stream_, slot->sideTicket);  // a side product may still read the old copy
     auto* copy = static_cast<__nv_bfloat16*>(ensure(slot->copy, bytes));
     slot->src = slot->home = src;
     slot->rows = rows;
@@ -505,6 +577,9 @@ void CudaBackend::gemmStridedBatched(bool transA, bool transB, size_t M, size_t 
     if (M == 0 || N == 0 || batch == 0) return;
     const __nv_bfloat16 *storedA = storedBf16(A), *storedB = storedBf16(B);
     __nv_bfloat16* storedC = storedBf16(C);
+    const float* endA = A + (batch - 1) * strideA + ((transA ? K : M) - 1) * lda + (transA ? M : K);
+    const float* endB = B + (batch - 1) * strideB + ((transB ? N : K) - 1) * ldb + (transB ? K : N);
+    const float* endC = C + (batch - 1) * strideC + (M - 1) * ldc + N;
     if (storedA && storedB) {
         std::string label;
         if (profile_) {
@@ -514,12 +589,17 @@ void CudaBackend::gemmStridedBatched(bool transA, bool transB, size_t M, size_t 
             label = buf;
         }
         ProfScope prof(*this, label);
-        lt_->matmul(transB, transA, toInt(N, "N"), toInt(M, "M"), toInt(K, "K"), alpha, storedB, toInt(ldb, "ldb"),
+        const bool side = onSide(!storedC);
+        if (side) side_->follow(stream_);
+        else beforeWrites({{C, static_cast<size_t>(endC - C)}});
+        (side ? *sideLt_ : *lt_)
+            .matmul(transB, transA, toInt(N, "N"), toInt(M, "M"), toInt(K, "K"), alpha, storedB, toInt(ldb, "ldb"),
                     storedA, toInt(lda, "lda"), beta, storedC ? static_cast<void*>(storedC) : C,
                     storedC ? static_cast<void*>(storedC) : C, toInt(ldc, "ldc"), storedC ? CUDA_R_16BF : CUDA_R_32F,
                     {toInt(batch, "batch"), static_cast<long long>(strideB), static_cast<long long>(strideA),
                      static_cast<long long>(strideC)});
-        forgetBf16OperandsIn(C, C + (batch - 1) * strideC + (M - 1) * ldc + N);
+        if (side) sideIssued({{A, endA, false}, {B, endB, false}, {C, endC, true}}, nullptr, nullptr);
+        forgetBf16OperandsIn(C, endC);
         return;
     }
     if (storedA || storedB || storedC) {
@@ -527,7 +607,10 @@ void CudaBackend::gemmStridedBatched(bool transA, bool transB, size_t M, size_t 
                                     strideC, batch);
         return;
     }
-    forgetBf16OperandsIn(C, C + (batch - 1) * strideC + (M - 1) * ldc + N);
+    beforeWrites({{C, static_cast<size_t>(endC - C)}});
+    beforeRead(A, static_cast<size_t>(endA - A));
+    beforeRead(B, static_cast<size_t>(endB - B));
+    forgetBf16OperandsIn(C, endC);
     CUBLAS_CHECK(cublasGemmStridedBatchedEx(
         cublas_, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N, toInt(N, "N"),
         toInt(M, "M"), toInt(K, "K"), &alpha, B, CUDA_R_32F, toInt(ldb, "ldb"),
@@ -539,6 +622,7 @@ void CudaBackend::gemmStridedBatched(bool transA, bool transB, size_t M, size_t 
 // ---- reductions and the optimizer -----------------------------------------------------
 
 void CudaBackend::reduce(float* out, const float* x, size_t n, bool squares, bool accumulate) {
+    beforeRead(x, n);
     // The number of partials depends on n only: same n, same order, same bits.
     const size_t perBlock = static_cast<size_t>(kThreads) * 8;
     const int blocks = static_cast<int>(std::clamp<size_t>((n + perBlock - 1) / perBlock, 1, kReduceBlocks));

@@ -1,6 +1,8 @@
 // CudaBackend: the Backend interface on one CUDA device (internal to gpu/).
 //
-// Everything runs on one non-blocking stream in issue order; only download,
+// Everything runs on one non-blocking stream in issue order, except the
+// weight-gradient products, which may run beside it on a second one
+// (beginWeightGradients, SideStream); only download,
 // downloadInts, synchronize and singularValues wait for the device. Memory is
 // zero-filled cudaMalloc memory counted in a live-bytes counter whose maximum
 // is peakMemoryBytes(). Scratch buffers (attention backward, RMSNorm partial
@@ -26,6 +28,7 @@
 #include "core/RotaryTables.h"
 #include "gpu/CudaCheck.h"
 #include "gpu/LtMatmul.h"
+#include "gpu/SideStream.h"
 #include "gpu/SpectraWorker.h"
 
 #include <cublas_v2.h>
@@ -73,6 +76,12 @@ public:
     // bf16 products put the addend straight into cuBLASLt's C; fp32 ones copy it.
     void gemmAdd(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha, const float* A,
                  size_t lda, const float* B, size_t ldb, const float* R, float* C, size_t ldc) override;
+    // Inside them, a bf16 product whose operands are operand buffers or
+    // cached bf16 copies runs on the side stream (SideStream), unless
+    // profiling (which times ops on the main stream) or
+    // RELORA_CUDA_SIDE_STREAM=0.
+    void beginWeightGradients() override { weightGradients_ = side_ != nullptr; }
+    void endWeightGradients() override { weightGradients_ = false; }
     // Both operands in operand buffers (bf16 mode): one cuBLASLt product of
     // `batch` matrices; fp32 operands and output: cuBLAS's strided batch in
     // the backend's compute type (the unfused attention); otherwise one by one.
@@ -218,6 +227,7 @@ private:
     __nv_bfloat16* claimBf16Operand(const float* src, size_t rows, size_t cols, size_t ld, bool transient = true);
     // Drops the cached copies whose source overlaps [begin, end).
     void forgetBf16OperandsIn(const float* begin, const float* end);
+    struct Bf16Operand;  // a slot of the operand cache, below
     // The same for ranges of `count` floats from `begin` (an operand buffer's
     // handle range is harmless: no copy has such a source).
     struct Written {
@@ -225,6 +235,21 @@ private:
         size_t count;
     };
     void forgetBf16OperandsIn(std::initializer_list<Written> ranges);
+    // Before an op writes these ranges (or reads one): waits for the side
+    // stream's ops on that memory (SideStream), when there is a side stream.
+    void beforeWrites(std::initializer_list<Written> ranges);
+    void beforeRead(const float* begin, size_t count);
+    // The main stream waits for all side-stream work (ops that read any memory).
+    void joinSide();
+    // The cached bf16 copy of src(rows, cols; ld) or null; *ld16 its row
+    // stride, *slot its cache slot.
+    const __nv_bfloat16* cachedBf16Operand(const float* src, size_t rows, size_t cols, size_t ld, size_t* ld16,
+                                           Bf16Operand** slot);
+    // Whether a product runs on the side stream: a weight gradient whose
+    // operands are bf16 already (see beginWeightGradients). After issuing
+    // one there, sideIssued records what it read and wrote.
+    bool onSide(bool operandsReady) const { return weightGradients_ && operandsReady; }
+    void sideIssued(std::initializer_list<SideStream::Range> ranges, Bf16Operand* slotA, Bf16Operand* slotB);
     // Uploads the multi-tensor table (multi_tensor.cuh) when the tensors
     // differ from the last upload; returns the number of chunks. A tensor
     // inside the last source of an operand cache slot gets that slot's copy
@@ -242,12 +267,16 @@ private:
     cudaStream_t stream_ = nullptr;
     cublasHandle_t cublas_ = nullptr;
     std::unique_ptr<LtMatmul> lt_;  // the bf16 products
+    // The weight-gradient products' stream, with a cuBLASLt and workspace of its own.
+    std::unique_ptr<SideStream> side_;
+    std::unique_ptr<LtMatmul> sideLt_;
+    bool weightGradients_ = false;
 
     std::unordered_map<void*, size_t> sizes_;
     std::map<uintptr_t, StoredBf16> bf16Stored_;  // handle -> storage
     size_t liveBytes_ = 0, peakBytes_ = 0;
 
-    Scratch cublasWorkspace_;
+    Scratch cublasWorkspace_, sideWorkspace_;
     // bf16 copies of product operands, valid until an op writes over their
     // source. A backward pass multiplies the same gradient twice in a row
     // (dx = dy·W, then dW = dyᵀ·x and the adapters' dy·B, dyᵀ·u), a LoRA
@@ -262,6 +291,7 @@ private:
         const float* home = nullptr;  // the last source, kept when the copy goes stale
         size_t rows = 0, cols = 0, ld = 0;
         uint64_t lastUse = 0;
+        size_t sideTicket = 0;       // the last side-stream op reading the copy
         Scratch copy;                // (rows, cols) bf16, packed
     };
     // A kept copy goes back to the slot its source had (each step's weights
@@ -349,10 +379,14 @@ private:
 // handle their own, knowing what they write): times it, and drops the bf16
 // operand copies it may make stale: all of them, or with RELORA_OP_WRITES
 // those whose source overlaps the ranges it names ({pointer, floats}, ...).
+// Both first wait for the side stream's work on the memory the op writes
+// (RELORA_OP: for all of it).
 #define RELORA_OP(label)        \
+    joinSide();                 \
     forgetBf16Operands();       \
     ::relora::gpu::ProfScope relora_prof_scope_(*this, label)
 #define RELORA_OP_WRITES(label, ...)     \
+    beforeWrites({__VA_ARGS__});         \
     forgetBf16OperandsIn({__VA_ARGS__}); \
     ::relora::gpu::ProfScope relora_prof_scope_(*this, label)
 

@@ -30,6 +30,7 @@ void CudaBackend::fill(float* x, float value, size_t count) {
 void CudaBackend::axpy(float* y, float alpha, const float* x, size_t n) {
     RELORA_OP_WRITES("axpy", {y, n});
     if (n == 0) return;
+    beforeRead(x, n);
     withStorage(y, [&](auto* out) { axpy_kernel<<<gridFor(n), kThreads, 0, stream_>>>(out, alpha, x, n); });
     CUDA_CHECK_LAUNCH("axpy_kernel");
 }
@@ -256,6 +257,8 @@ void CudaBackend::crossEntropy(float* dlogits, float* losses, const float* logit
     // rest: the head weight's bf16 copy, made by a chunk's forward product,
     // then serves that chunk's dX product and the next chunks (one
     // conversion of the (V, C) weight a step instead of two a chunk).
+    beforeWrites({{losses, N}, {dlogits, dlogits ? N * V : 0}});
+    beforeRead(logits, N * V);
     forgetBf16OperandsIn(losses, losses + N);
     if (dlogits) forgetBf16OperandsIn(dlogits, dlogits + N * V);
     ProfScope prof(*this, "crossEntropy");
