@@ -120,14 +120,15 @@ public:
         }
         gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, 1.0f, C, ldc);
     }
-    // The products issued between these two calls write weight gradients,
-    // which no op reads before the optimizer's (sumSquaresAccumulateAll,
-    // adamwAll) or a download: a backend may run them beside the ops that
+    // The products issued between these two calls write what only such
+    // products, the optimizer (sumSquaresAccumulateAll, adamwAll) and
+    // downloads read: weight gradients, and LoRA's u and du, which feed the
+    // adapters' gradients only. A backend may run them beside the ops that
     // follow (the CUDA backend: on a second stream, where they use the
     // tensor cores while norms and SwiGLU wait on memory). The default
     // ignores them.
-    virtual void beginWeightGradients() {}
-    virtual void endWeightGradients() {}
+    virtual void beginDeferredProducts() {}
+    virtual void endDeferredProducts() {}
     // batch products of one shape at even spacing: C_i = alpha·op(A_i)·op(B_i)
     // + beta·C_i with A_i = A + i·strideA, B_i = B + i·strideB and
     // C_i = C + i·strideC (floats), each as gemm. The default multiplies one
@@ -275,14 +276,14 @@ private:
     std::vector<std::vector<float>> queuedSpectra_;  // the default's finished spectra
 };
 
-// Brackets a scope's products with Backend::beginWeightGradients and
-// endWeightGradients.
-class WeightGradients {
+// Brackets a scope's products with Backend::beginDeferredProducts and
+// endDeferredProducts.
+class DeferredProducts {
 public:
-    explicit WeightGradients(Backend& be) : be_(be) { be_.beginWeightGradients(); }
-    ~WeightGradients() { be_.endWeightGradients(); }
-    WeightGradients(const WeightGradients&) = delete;
-    WeightGradients& operator=(const WeightGradients&) = delete;
+    explicit DeferredProducts(Backend& be) : be_(be) { be_.beginDeferredProducts(); }
+    ~DeferredProducts() { be_.endDeferredProducts(); }
+    DeferredProducts(const DeferredProducts&) = delete;
+    DeferredProducts& operator=(const DeferredProducts&) = delete;
 
 private:
     Backend& be_;

@@ -2,6 +2,8 @@
 
 #include "core/CounterRng.h"
 
+#include <optional>
+
 namespace relora {
 
 bool FusedLinear::allPartsTrainable() const {
@@ -54,8 +56,11 @@ void FusedLinear::forward(Backend& be, const float* x, float* y, size_t N, const
     };
     if (effective) {
         product(effective);
-        // u only feeds the backward pass.
-        if (training) be.gemm(false, true, N, R, in, 1.0f, x, in, loraA, in, 0.0f, u, R);
+        // u only feeds the adapters' dB.
+        if (training) {
+            const DeferredProducts scope(be);
+            be.gemm(false, true, N, R, in, 1.0f, x, in, loraA, in, 0.0f, u, R);
+        }
         return;
     }
     product(weight);
@@ -86,12 +91,16 @@ void FusedLinear::backwardInput(Backend& be, const float* dy, float* dx, size_t 
     const size_t R = loraRows;
     be.gemm(false, false, N, in, outTotal, 1.0f, dy, outTotal, effective ? effective : weight, in,
             beta, dx, in);
-    // du = s · dy B
-    for (const auto& part : parts)
-        if (const LoRAAdapter* a = part.lora.get())
-            be.gemm(false, false, N, a->rank, part.out, a->scale, dy + part.outOffset, outTotal, a->B->value,
-                    a->rank, 0.0f, du + a->offset, R);
-    // dy·(W + sBA) above already holds the adapters' share of dx.
+    // du = s · dy B; with the effective weight (whose product above already
+    // holds the adapters' share of dx) it only feeds dA.
+    {
+        std::optional<DeferredProducts> scope;
+        if (effective) scope.emplace(be);
+        for (const auto& part : parts)
+            if (const LoRAAdapter* a = part.lora.get())
+                be.gemm(false, false, N, a->rank, part.out, a->scale, dy + part.outOffset, outTotal, a->B->value,
+                        a->rank, 0.0f, du + a->offset, R);
+    }
     if (effective) return;
     // Otherwise dx += du A, masked where the adapter had dropout; the masked
     // input's own use (dA = duᵀ x̃) comes first, as its buffer is reused.
@@ -112,7 +121,7 @@ void FusedLinear::backwardInput(Backend& be, const float* dy, float* dx, size_t 
 
 void FusedLinear::backwardWeights(Backend& be, const float* dy, const float* x, size_t N) const {
     const size_t R = loraRows;
-    const WeightGradients scope(be);
+    const DeferredProducts scope(be);
     if (allPartsTrainable()) {
         be.gemm(true, false, outTotal, in, N, 1.0f, dy, outTotal, x, in, 0.0f, grad, in);
     } else {

@@ -310,7 +310,7 @@ void LlamaModel::forward(const int32_t* tokens, const int32_t* targets, size_t b
         if (!training) continue;
         // logits_ now holds d(mean loss)/d(logits) of these rows.
         if (head_->trainable) {
-            const WeightGradients scope(be);
+            const DeferredProducts scope(be);
             be.gemm(true, false, V, C, rows, 1.0f, logits_, V, h, C, row == 0 ? 0.0f : 1.0f, head_->grad, C);
         }
         be.gemm(false, false, rows, C, V, 1.0f, logits_, V, head_->value, C, 0.0f, dH_ + row * C, C);

@@ -573,11 +573,12 @@ private:
                            {"fp32, accumulating", b.get(dB32, parts * out * r)},
                            {"one operand buffer", b.get(mixed, parts * out * r)}};
         }, true);
-        // Weight-gradient products, which the CUDA backend runs on a second
+        // Deferred products (weight gradients, and one into an operand
+        // buffer as LoRA's u), which the CUDA backend runs on a second
         // stream: the ops after them overwrite their operands (an operand
         // buffer, and an fp32 matrix whose bf16 copy they read) and read
         // their output; the results must be those of one stream.
-        opCheck("bf16 mode: weight gradients beside the ops after them", 2e-2, [](Backend& be) {
+        opCheck("bf16 mode: deferred products beside the ops after them", 2e-2, [](Backend& be) {
             Buffers b(be);
             const size_t N = 4096, in = 512, out = 384;
             float* x = b.operand(N * in);
@@ -588,23 +589,26 @@ private:
             be.gemm(false, false, N, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);  // leaves dy's bf16 copy
             float* dw = b.zeros(out * in);
             float* dw2 = b.zeros(out * in);
+            float* u = b.operand(N * out);  // as LoRA's u: an operand buffer, from w's cached bf16 copy
             {
-                const WeightGradients scope(be);
+                const DeferredProducts scope(be);
                 be.gemm(true, false, out, in, N, 1.0f, dy, out, x, in, 0.0f, dw, in);
                 be.gemm(true, false, out, in, N, 0.5f, dy, out, x, in, 1.0f, dw, in);
+                be.gemm(false, true, N, out, in, 1.0f, x, in, w, in, 0.0f, u, out);
             }
             be.copy(x, b.put(normalHost(N * in, 223)), N * in);
             be.scale(dy, -2.0f, N * out);
             be.gemm(false, false, N, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);
             {
-                const WeightGradients scope(be);
+                const DeferredProducts scope(be);
                 be.gemm(true, false, out, in, N, 1.0f, dy, out, x, in, 0.0f, dw2, in);
             }
             float* sum = b.zeros(1);
             be.sumSquaresAccumulate(sum, dw2, out * in);
             be.axpy(dw2, 1.0f, dw, out * in);
             return Outputs{{"dW", b.get(dw, out * in)}, {"dW after the operands changed", b.get(dw2, out * in)},
-                           {"its sum of squares", b.get(sum, 1)}, {"dX", b.get(dx, N * in)}};
+                           {"its sum of squares", b.get(sum, 1)}, {"dX", b.get(dx, N * in)},
+                           {"x·wᵀ into an operand buffer", b.get(u, N * out)}};
         }, true);
         // Products with weights AdamW has just updated: the CUDA backend's
         // AdamW writes their bf16 copies into the operand cache when every

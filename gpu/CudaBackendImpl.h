@@ -1,8 +1,8 @@
 // CudaBackend: the Backend interface on one CUDA device (internal to gpu/).
 //
 // Everything runs on one non-blocking stream in issue order, except the
-// weight-gradient products, which may run beside it on a second one
-// (beginWeightGradients, SideStream); only download,
+// deferred products (weight gradients), which may run beside it on a second one
+// (beginDeferredProducts, SideStream); only download,
 // downloadInts, synchronize and singularValues wait for the device. Memory is
 // zero-filled cudaMalloc memory counted in a live-bytes counter whose maximum
 // is peakMemoryBytes(). Scratch buffers (attention backward, RMSNorm partial
@@ -80,8 +80,8 @@ public:
     // cached bf16 copies runs on the side stream (SideStream), unless
     // profiling (which times ops on the main stream) or
     // RELORA_CUDA_SIDE_STREAM=0.
-    void beginWeightGradients() override { weightGradients_ = side_ != nullptr; }
-    void endWeightGradients() override { weightGradients_ = false; }
+    void beginDeferredProducts() override { deferredProducts_ = side_ != nullptr; }
+    void endDeferredProducts() override { deferredProducts_ = false; }
     // Both operands in operand buffers (bf16 mode): one cuBLASLt product of
     // `batch` matrices; fp32 operands and output: cuBLAS's strided batch in
     // the backend's compute type (the unfused attention); otherwise one by one.
@@ -245,10 +245,10 @@ private:
     // stride, *slot its cache slot.
     const __nv_bfloat16* cachedBf16Operand(const float* src, size_t rows, size_t cols, size_t ld, size_t* ld16,
                                            Bf16Operand** slot);
-    // Whether a product runs on the side stream: a weight gradient whose
-    // operands are bf16 already (see beginWeightGradients). After issuing
+    // Whether a product runs on the side stream: a deferred one whose
+    // operands are bf16 already (see beginDeferredProducts). After issuing
     // one there, sideIssued records what it read and wrote.
-    bool onSide(bool operandsReady) const { return weightGradients_ && operandsReady; }
+    bool onSide(bool operandsReady) const { return deferredProducts_ && operandsReady; }
     void sideIssued(std::initializer_list<SideStream::Range> ranges, Bf16Operand* slotA, Bf16Operand* slotB);
     // Uploads the multi-tensor table (multi_tensor.cuh) when the tensors
     // differ from the last upload; returns the number of chunks. A tensor
@@ -267,10 +267,10 @@ private:
     cudaStream_t stream_ = nullptr;
     cublasHandle_t cublas_ = nullptr;
     std::unique_ptr<LtMatmul> lt_;  // the bf16 products
-    // The weight-gradient products' stream, with a cuBLASLt and workspace of its own.
+    // The deferred products' stream, with a cuBLASLt and workspace of its own.
     std::unique_ptr<SideStream> side_;
     std::unique_ptr<LtMatmul> sideLt_;
-    bool weightGradients_ = false;
+    bool deferredProducts_ = false;
 
     std::unordered_map<void*, size_t> sizes_;
     std::map<uintptr_t, StoredBf16> bf16Stored_;  // handle -> storage

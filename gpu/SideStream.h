@@ -1,6 +1,7 @@
-// SideStream: a second CUDA stream for the weight-gradient products, which
-// no op reads before the optimizer step, so they may run beside the main
-// stream's next ops (Backend::beginWeightGradients). It keeps the
+// SideStream: a second CUDA stream for the deferred products (weight
+// gradients, LoRA's u and du), whose results only such products and the
+// optimizer read, so they may run beside the main stream's next ops
+// (Backend::beginDeferredProducts). It keeps the
 // bookkeeping that makes this safe: every side op starts after all the main
 // stream's work issued before it, and remembers the memory it reads and
 // writes with a ticket (the event recorded after it); a main-stream op that
