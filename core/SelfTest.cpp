@@ -188,6 +188,11 @@ public:
         owned_.push_back(p);
         return p;
     }
+    float* operand(const std::vector<float>& host) {  // an operand buffer holding these values
+        float* p = operand(host.size());
+        be_.copy(p, put(host), host.size());
+        return p;
+    }
     std::vector<float> get(const float* p, size_t n) {
         std::vector<float> h(n);
         be_.download(h.data(), p, n);
@@ -488,8 +493,7 @@ private:
             be.crossEntropy(dlogits, losses, logits, targets, N, V, 1.0f);
             // Logits in an operand buffer, as the output head writes them (at
             // the scale of a model's logits: bf16 keeps them to ~1e-2).
-            float* logitsOp = b.operand(N * V);
-            be.copy(logitsOp, b.put(normalHost(N * V, 67)), N * V);
+            float* logitsOp = b.operand(normalHost(N * V, 67));
             float* lossesOp = b.zeros(N);
             float* dlogitsOp = b.operand(N * V);
             be.crossEntropy(dlogitsOp, lossesOp, logitsOp, targets, N, V, 1.0f);
@@ -521,8 +525,7 @@ private:
             float* dwUp = b.zeros(n * C);
             be.gemm(true, false, n, C, N, 1.0f, dgu + F, 2 * F, h, C, 0.0f, dwUp, C);
             // The norm's backward from an incoming gradient in an operand buffer.
-            float* dh = b.operand(N * C);
-            be.copy(dh, b.put(normalHost(N * C, 68)), N * C);
+            float* dh = b.operand(normalHost(N * C, 68));
             float* dxNorm = b.put(normalHost(N * C, 69));
             float* dwNorm = b.zeros(C);
             be.rmsnormBackward(dxNorm, dwNorm, dh, x, w, rstd, N, C);
@@ -554,10 +557,8 @@ private:
         opCheck("bf16 mode: strided batches of products", 2e-2, [](Backend& be) {
             Buffers b(be);
             const size_t N = 300, out = 40, r = 8, parts = 3;
-            float* dy = b.operand(N * parts * out);
-            be.copy(dy, b.put(normalHost(N * parts * out, 190)), N * parts * out);
-            float* u = b.operand(N * parts * r);
-            be.copy(u, b.put(normalHost(N * parts * r, 191)), N * parts * r);
+            float* dy = b.operand(normalHost(N * parts * out, 190));
+            float* u = b.operand(normalHost(N * parts * r, 191));
             float* dB = b.zeros(parts * out * r);
             be.gemmStridedBatched(true, false, out, r, N, 0.5f, dy, parts * out, out, u, parts * r, r, 0.0f, dB, r,
                                   out * r, parts);
@@ -581,8 +582,7 @@ private:
         opCheck("bf16 mode: deferred products beside the ops after them", 2e-2, [](Backend& be) {
             Buffers b(be);
             const size_t N = 4096, in = 512, out = 384;
-            float* x = b.operand(N * in);
-            be.copy(x, b.put(normalHost(N * in, 220)), N * in);
+            float* x = b.operand(normalHost(N * in, 220));
             float* dy = b.put(normalHost(N * out, 221));
             const float* w = b.put(normalHost(out * in, 222, 0.05f));
             float* dx = b.operand(N * in);
@@ -617,8 +617,7 @@ private:
         opCheck("bf16 mode: products with the weights AdamW just updated", 2e-2, [](Backend& be) {
             Buffers b(be);
             const size_t N = 64, in = 96, out = 40;
-            float* x = b.operand(N * in);
-            be.copy(x, b.put(normalHost(N * in, 200)), N * in);
+            float* x = b.operand(normalHost(N * in, 200));
             float* fused = b.put(normalHost(3 * out * in, 201, 0.1f));   // three parts, all trained
             float* partly = b.put(normalHost(2 * out * in, 202, 0.1f));  // the second part frozen
             std::vector<OptimizerTensor> tensors;
@@ -714,8 +713,7 @@ private:
             opCheck("bf16 mode: attention with rope on operand buffers, D=" + std::to_string(D), 3e-2, [D](Backend& be) {
                 Buffers b(be);
                 const size_t B = 2, T = 150, H = 2, C = H * D, N = B * T;
-                float* qkv = b.operand(N * 3 * C);
-                be.copy(qkv, b.put(normalHost(N * 3 * C, 86)), N * 3 * C);
+                float* qkv = b.operand(normalHost(N * 3 * C, 86));
                 float* out = b.operand(N * C);
                 float* state = b.zeros(be.attentionStateSize(B, T, H, D));
                 be.attentionForward(out, state, qkv, B, T, H, D, 10000.0f);
