@@ -425,6 +425,8 @@ void CudaBackend::product(bool transA, bool transB, size_t M, size_t N, size_t K
             side_->follow(stream_);
         } else {
             beforeWrites({{C, static_cast<size_t>(endC - C)}});
+            beforeRead(A, (rowsA - 1) * lda + colsA);
+            beforeRead(B, (rowsB - 1) * ldb + colsB);
             if (!a16) a16 = bf16Operand(A, rowsA, colsA, lda, &lda16);
             if (!b16) b16 = bf16Operand(B, rowsB, colsB, ldb, &ldb16);
         }
@@ -590,8 +592,13 @@ void CudaBackend::gemmStridedBatched(bool transA, bool transB, size_t M, size_t 
         }
         ProfScope prof(*this, label);
         const bool side = onSide(true);
-        if (side) side_->follow(stream_);
-        else beforeWrites({{C, static_cast<size_t>(endC - C)}});
+        if (side) {
+            side_->follow(stream_);
+        } else {
+            beforeWrites({{C, static_cast<size_t>(endC - C)}});
+            beforeRead(A, static_cast<size_t>(endA - A));
+            beforeRead(B, static_cast<size_t>(endB - B));
+        }
         (side ? *sideLt_ : *lt_)
             .matmul(transB, transA, toInt(N, "N"), toInt(M, "M"), toInt(K, "K"), alpha, storedB, toInt(ldb, "ldb"),
                     storedA, toInt(lda, "lda"), beta, storedC ? static_cast<void*>(storedC) : C,
@@ -720,7 +727,10 @@ void CudaBackend::uploadIfChanged(Scratch& device, std::vector<unsigned char>& h
 void CudaBackend::foldLowRank(const std::vector<LowRankFold>& folds) {
     if (!bf16_ || !std::all_of(folds.begin(), folds.end(), [&](const LowRankFold& f) { return storedBf16(f.target); }))
         return Backend::foldLowRank(folds);
-    // Nothing fp32 is written, so no cached operand copy goes stale.
+    // Nothing fp32 is written, so no cached operand copy goes stale. The
+    // fold touches every group's weights and factors: side-stream work, if
+    // any is left (the optimizer's step has waited for it already), ends first.
+    joinSide();
     ProfScope prof(*this, "foldLowRank");
     // The factors' bf16 copies: the A blocks of a fold that lie one after
     // the other (a group's stacked A) as one matrix, every B as one. Each
