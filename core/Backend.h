@@ -173,9 +173,9 @@ public:
     // out(N,C) = table(V,C)[tokens(N)]
     virtual void embeddingForward(float* out, const int32_t* tokens, const float* table,
                                   size_t N, size_t C) = 0;
-    // dtable(V,C) += scatter of dout(N,C) by tokens(N)
+    // dtable(V,C) += scatter of dout(N,C) by tokens(N), every token below V
     virtual void embeddingBackward(float* dtable, const float* dout, const int32_t* tokens,
-                                   size_t N, size_t C) = 0;
+                                   size_t N, size_t C, size_t V) = 0;
     // out(N,C) = x * rstd * w; rstd(N) = 1/sqrt(mean(x^2) + eps)
     virtual void rmsnormForward(float* out, float* rstd, const float* x, const float* w,
                                 size_t N, size_t C, float eps) = 0;

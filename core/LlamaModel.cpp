@@ -350,7 +350,7 @@ void LlamaModel::backward() {
         ly.qkv.backward(be, dQkv_, ly.h1, dH_, N, 0.0f);
         be.rmsnormBackward(dResid_, ly.attnNorm->grad, dH_, resid_[l], ly.attnNorm->value, ly.rstd1, N, C);
     }
-    if (embed_->trainable) be.embeddingBackward(embed_->grad, dResid_, tokens_, N, C);
+    if (embed_->trainable) be.embeddingBackward(embed_->grad, dResid_, tokens_, N, C, embed_->rows);
 }
 
 std::vector<float> LlamaModel::read(const Parameter& p) const {

@@ -740,7 +740,7 @@ private:
                 be.embeddingForward(out, tok, table, N, C);
                 float* dtable = b.put(normalHost(V * C, 52));
                 const float* dout = b.put(normalHost(N * C, 53));
-                be.embeddingBackward(dtable, dout, tok, N, C);
+                be.embeddingBackward(dtable, dout, tok, N, C, V);
                 return Outputs{{"out", b.get(out, N * C)}, {"dtable", b.get(dtable, V * C)}};
             });
         }

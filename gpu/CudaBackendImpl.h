@@ -104,7 +104,7 @@ public:
     void embeddingForward(float* out, const int32_t* tokens, const float* table,
                           size_t N, size_t C) override;
     void embeddingBackward(float* dtable, const float* dout, const int32_t* tokens,
-                           size_t N, size_t C) override;
+                           size_t N, size_t C, size_t V) override;
     void rmsnormForward(float* out, float* rstd, const float* x, const float* w,
                         size_t N, size_t C, float eps) override;
     void rmsnormBackward(float* dx, float* dw, const float* dout, const float* x,

@@ -91,23 +91,27 @@ void CudaBackend::embeddingForward(float* out, const int32_t* tokens, const floa
 }
 
 void CudaBackend::embeddingBackward(float* dtable, const float* dout, const int32_t* tokens, size_t N,
-                                    size_t C) {
+                                    size_t C, size_t V) {
     RELORA_OP("embeddingBackward");
     if (N == 0 || C == 0) return;
     if (N > static_cast<size_t>(INT32_MAX)) throw std::runtime_error("embeddingBackward: too many tokens");
     const int n = static_cast<int>(N);
     // Stable radix sort of (token, position): runs of equal tokens with
     // their positions ascending, i.e. the CPU backend's summation order.
+    // Tokens lie in [0, V), so only their low bits need sorting (15 of 32
+    // for a vocabulary of 32000: two digit passes instead of four).
+    int keyBits = 1;
+    while (keyBits < 31 && (size_t{1} << keyBits) < V) ++keyBits;
     auto* keysOut = static_cast<int32_t*>(ensure(sortKeysOut_, N * sizeof(int32_t)));
     auto* valuesIn = static_cast<int32_t*>(ensure(sortValuesIn_, N * sizeof(int32_t)));
     auto* valuesOut = static_cast<int32_t*>(ensure(sortValuesOut_, N * sizeof(int32_t)));
     size_t tempBytes = 0;
     CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, tempBytes, tokens, keysOut, valuesIn, valuesOut, n, 0,
-                                               32, stream_));
+                                               keyBits, stream_));
     void* temp = ensure(sortTemp_, tempBytes);
     iota_kernel<<<gridFor(N), kThreads, 0, stream_>>>(valuesIn, N);
     CUDA_CHECK_LAUNCH("iota_kernel");
-    CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp, tempBytes, tokens, keysOut, valuesIn, valuesOut, n, 0, 32,
+    CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp, tempBytes, tokens, keysOut, valuesIn, valuesOut, n, 0, keyBits,
                                                stream_));
     const int threads = static_cast<int>(std::min<size_t>(256, (C + 31) / 32 * 32));
     const unsigned blocks = static_cast<unsigned>(std::min<size_t>(N, 65535));

@@ -147,7 +147,7 @@ void CpuBackend::embeddingForward(float* out, const int32_t* tokens, const float
 }
 
 void CpuBackend::embeddingBackward(float* dtable, const float* dout, const int32_t* tokens,
-                                   size_t N, size_t C) {
+                                   size_t N, size_t C, size_t /*V*/) {
     // Split by columns so threads never add into the same row element.
 #pragma omp parallel
     {
