@@ -105,47 +105,42 @@ void CudaBackend::attentionBackward(float* dqkv, const float* dout, const float*
     if (B * T * H * D == 0) return;
     if (flashAttention(D)) {
         auto* delta = static_cast<float*>(ensure(attentionDelta_, B * H * T * sizeof(float)));
-        const int b = static_cast<int>(B), t = static_cast<int>(T), h = static_cast<int>(H);
-        withStorage(out, [&](const auto* o) {
-            withStorage(dout, [&](const auto* dO) {
-                requireFlashAligned(o);
-                requireFlashAligned(dO);
-                const unsigned blocks = gridFor(B * T * H * D / 4);
-                if (D == 64) flash::flash_delta_kernel<64><<<blocks, kThreads, 0, stream_>>>(delta, dO, o, b, t, h);
-                else flash::flash_delta_kernel<32><<<blocks, kThreads, 0, stream_>>>(delta, dO, o, b, t, h);
-            });
-        });
-        CUDA_CHECK_LAUNCH("flash_delta_kernel");
+        const int t = static_cast<int>(T), h = static_cast<int>(H);
         const dim3 grid(static_cast<unsigned>((T + flash::kTile - 1) / flash::kTile), static_cast<unsigned>(B * H));
         const float scale = 1.0f / std::sqrt(static_cast<float>(D)), scaleLog2 = flash::kLog2e * scale;
         const float* cosT = rotaryTables(T, D, ropeTheta);
         const float* sinT = cosT + T * D / 2;
-        // The kernels take qkv, dout and dqkv all bf16 (the model's operand
-        // buffers) or all fp32; a mix goes through fp32 copies.
-        auto run = [&](auto* dq, const auto* dO, const auto* q) {
+        // The kernels take qkv, out, dout and dqkv all bf16 (the model's
+        // operand buffers) or all fp32; a mix goes through fp32 copies. dQ
+        // first: its kernel writes the rows' deltas that the dK/dV kernel reads.
+        auto run = [&](auto* dq, const auto* dO, const auto* o, const auto* q) {
             requireFlashAligned(q);
+            requireFlashAligned(o);
             requireFlashAligned(dO);
             if (D == 64) {
+                flash::flash_backward_dq_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(
+                    dq, delta, dO, o, q, probs, cosT, sinT, t, h, scale, scaleLog2);
+                CUDA_CHECK_LAUNCH("flash_backward_dq_kernel");
                 flash::flash_backward_dkdv_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(
                     dq, dO, q, probs, delta, cosT, sinT, t, h, scale, scaleLog2);
-                CUDA_CHECK_LAUNCH("flash_backward_dkdv_kernel");
-                flash::flash_backward_dq_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(
-                    dq, dO, q, probs, delta, cosT, sinT, t, h, scale, scaleLog2);
             } else {
+                flash::flash_backward_dq_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(
+                    dq, delta, dO, o, q, probs, cosT, sinT, t, h, scale, scaleLog2);
+                CUDA_CHECK_LAUNCH("flash_backward_dq_kernel");
                 flash::flash_backward_dkdv_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(
                     dq, dO, q, probs, delta, cosT, sinT, t, h, scale, scaleLog2);
-                CUDA_CHECK_LAUNCH("flash_backward_dkdv_kernel");
-                flash::flash_backward_dq_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(
-                    dq, dO, q, probs, delta, cosT, sinT, t, h, scale, scaleLog2);
             }
-            CUDA_CHECK_LAUNCH("flash_backward_dq_kernel");
+            CUDA_CHECK_LAUNCH("flash_backward_dkdv_kernel");
         };
         const size_t C = H * D, N = B * T;
         __nv_bfloat16 *dq16 = storedBf16(dqkv), *dout16 = storedBf16(dout), *qkv16 = storedBf16(qkv);
-        if (dq16 && dout16 && qkv16) return run(dq16, static_cast<const __nv_bfloat16*>(dout16),
-                                                static_cast<const __nv_bfloat16*>(qkv16));
+        __nv_bfloat16* out16 = storedBf16(out);
+        if (dq16 && dout16 && qkv16 && out16)
+            return run(dq16, static_cast<const __nv_bfloat16*>(dout16), static_cast<const __nv_bfloat16*>(out16),
+                       static_cast<const __nv_bfloat16*>(qkv16));
         float* dq32 = dq16 ? static_cast<float*>(ensure(attentionDqkv32_, N * 3 * C * sizeof(float))) : dqkv;
-        run(dq32, widened(dout, N * C, attentionOut32_), widened(qkv, N * 3 * C, attentionQkv32_));
+        run(dq32, widened(dout, N * C, attentionOut32_), widened(out, N * C, attentionForwardOut32_),
+            widened(qkv, N * 3 * C, attentionQkv32_));
         if (dq16) narrow(dq16, dq32, N * 3 * C);
         return;
     }

@@ -323,8 +323,8 @@ private:
     Scratch attentionDP_;        // (B,H,T,T) dP / dS of the attention backward
     Scratch attentionDelta_;     // (B,H,T) rowsum(dO ⊙ O) of the flash backward
     // fp32 copies of operand buffers where the attention needs fp32
-    // (qkv, out or dout, dqkv)
-    Scratch attentionQkv32_, attentionOut32_, attentionDqkv32_;
+    // (qkv, out or dout, the forward's out in the backward, dqkv)
+    Scratch attentionQkv32_, attentionOut32_, attentionForwardOut32_, attentionDqkv32_;
     Scratch rmsPartials_;        // (blocks, C) per-block dw partial sums
     Scratch sortKeys_, sortValuesIn_, sortValuesOut_, sortKeysOut_, sortTemp_;  // embedding backward
     Scratch pruneTable_, pruneKeys_, pruneSorted_, pruneTemp_;  // magnitude pruning

@@ -7,15 +7,16 @@
 // score row (B,H,T), in the base-2 domain. q, k, v are read from the
 // qkv(N, 3C) rows, fp32 (rounded to bf16 once per tile) or bf16 (an operand
 // buffer, copied by cp.async); P, dO and dS are rounded to bf16 before their
-// products. out is fp32 or bf16; the backward kernels read qkv and dO and
-// write dq, dk, dv all in fp32 or all in bf16.
+// products. The forward writes out in fp32 or bf16; the backward kernels
+// read qkv, out and dO and write dq, dk, dv all in fp32 or all in bf16.
 //
 // Tiles: 64 queries x 64 keys per block, 4 warps, each warp owning 16 rows
 // of the block's own tile. Head width D is a template parameter (32 or 64).
 // The tiles streamed along the loop are double-buffered: the next pair is in
 // flight while the current one is multiplied. The backward pass is two
-// kernels without atomics (dK/dV per key tile, dQ per query tile), so results
-// are bit-reproducible.
+// kernels without atomics, so results are bit-reproducible: dQ per query
+// tile, which also finds each row's delta = Σ dO·O from the dO tile it
+// loads anyway, then dK/dV per key tile, which reads those deltas.
 #pragma once
 
 #include "gpu/kernels/common.cuh"
@@ -136,34 +137,6 @@ __global__ void __launch_bounds__(kThreadsFA, 4) flash_forward_kernel(O* __restr
 }
 
 // ---- backward ----------------------------------------------------------------------
-// delta(B·H, T) = Σ_d dO·O per row: D/4 consecutive threads share a row,
-// four values each. dout and out are (N, C) with C = H·D, read as (N·H, D).
-template <int D, typename O, typename DO>
-__global__ void flash_delta_kernel(float* __restrict__ delta, const DO* __restrict__ dout,
-                                   const O* __restrict__ out, int B, int T, int H) {
-    constexpr int kLanes = D / 4;
-    const size_t groups = static_cast<size_t>(B) * T * H * kLanes;
-    // Every thread of a warp runs the same number of iterations (the bound is
-    // rounded up to whole warps) so that the shuffles see all lanes.
-    const size_t bound = (groups + 31) / 32 * 32;
-    for (size_t i = globalThread(); i < bound; i += gridThreads()) {
-        const bool ok = i < groups;
-        const size_t row = i / kLanes, c = (i % kLanes) * 4;  // row of (N·H, D)
-        float s = 0.f;
-        if (ok) {
-            const size_t off = row * D + c;  // = n·C + h·D + c
-            const float4 x = loadAs4(dout + off), y = loadAs4(out + off);
-            s = x.x * y.x + x.y * y.y + x.z * y.z + x.w * y.w;
-        }
-#pragma unroll
-        for (int o = kLanes / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-        if (ok && i % kLanes == 0) {
-            const size_t n = row / H, hh = row % H, b = n / T, t = n % T;
-            delta[(b * H + hh) * T + t] = s;
-        }
-    }
-}
-
 // Store acc(16 x D) rows [16·warp, +16) of tile row0, scaled, into dst (row
 // stride ld). kRotated: a gradient of q or k, first rotated back by the
 // transposed rotary embedding of its row's position (cosT, sinT (T, D/2));
@@ -229,7 +202,8 @@ __global__ void __launch_bounds__(kThreadsFA, 3) flash_backward_dkdv_kernel(
     auto loadQueryTile = [&](int stage, int qt) {
         load_tile<D>(sQ[stage], base, ld, qt * kTile, T);
         load_tile<D>(sdO[stage], dob, C, qt * kTile, T);
-        load_row_stats(sL[stage], sDl[stage], lb, db, qt * kTile, T);
+        load_row_values(sL[stage], lb, qt * kTile, T);
+        load_row_values(sDl[stage], db, qt * kTile, T);
     };
     loadQueryTile(0, kt);
     cp_async_commit();
@@ -287,16 +261,45 @@ __global__ void __launch_bounds__(kThreadsFA, 3) flash_backward_dkdv_kernel(
     store_rows<D, false>(dkb + C, ld, dv, 1.0f, cosT, sinT, k0, T, warp, lane);
 }
 
+// The dot product of rows r of this block's dO tile (in shared memory) and of
+// O (rows of C values, those from row0 on), for the thread's rows r0 and r1:
+// each of a row's four lanes (t4) adds D/4 consecutive columns. Zero past T.
+template <int D, typename Q>
+__device__ __forceinline__ float2 row_delta(const Tile<D>& dO, const Q* __restrict__ o, int C, int row0, int r0,
+                                            int r1, int T, int t4) {
+    constexpr int kCols = D / 4;
+    float d[2] = {0.f, 0.f};
+    const int rows[2] = {r0, r1};
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+        if (row0 + rows[k] >= T) continue;
+        const Q* orow = o + static_cast<size_t>(row0 + rows[k]) * C + t4 * kCols;
+        const __nv_bfloat16* drow = dO.v + rows[k] * Tile<D>::kLd + t4 * kCols;
+#pragma unroll
+        for (int c = 0; c < kCols; c += 4) {
+            const float4 x = loadAs4(orow + c), y = loadAs4(drow + c);
+            d[k] += x.x * y.x + x.y * y.y + x.z * y.z + x.w * y.w;
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+        d[k] += __shfl_xor_sync(0xffffffffu, d[k], 1);
+        d[k] += __shfl_xor_sync(0xffffffffu, d[k], 2);
+    }
+    return make_float2(d[0], d[1]);
+}
+
 // dQ for one query tile (grid: ceil(T/64), B·H):
+//   delta = Σ_d dO·O per row (written out for the dK/dV kernel, which runs after),
 //   S = Q Kᵀ, P = exp2(S·scaleLog2 − lse), dP = dO Vᵀ, dS = P ⊙ (dP − delta),
-//   dQ += dS K (· scale at the end).
+//   dQ += dS K (· scale at the end). out(N, C) is the forward's output O.
 template <int D, typename Q>
 __global__ void __launch_bounds__(kThreadsFA, 3) flash_backward_dq_kernel(
-    Q* __restrict__ dqkv, const Q* __restrict__ dout, const Q* __restrict__ qkv,
-    const float* __restrict__ lse, const float* __restrict__ delta, const float* __restrict__ cosT,
+    Q* __restrict__ dqkv, float* __restrict__ delta, const Q* __restrict__ dout, const Q* __restrict__ out,
+    const Q* __restrict__ qkv, const float* __restrict__ lse, const float* __restrict__ cosT,
     const float* __restrict__ sinT, int T, int H, float scale, float scaleLog2) {
     __shared__ Tile<D> sK[2], sV[2];
-    __shared__ float sL[kTile], sDl[kTile];
+    __shared__ float sL[kTile];
     const int qt = gridDim.x - 1 - blockIdx.x;
     const int bh = blockIdx.y, b = bh / H, h = bh % H;
     const int C = H * D;
@@ -311,7 +314,7 @@ __global__ void __launch_bounds__(kThreadsFA, 3) flash_backward_dq_kernel(
     uint32_t qa[D / 16][4], doa[D / 16][4];
     load_tile<D>(sK[1], base, ld, q0, T);
     load_tile<D>(sV[1], dob, C, q0, T);
-    load_row_stats(sL, sDl, lse + static_cast<size_t>(bh) * T, delta + static_cast<size_t>(bh) * T, q0, T);
+    load_row_values(sL, lse + static_cast<size_t>(bh) * T, q0, T);
     cp_async_commit();
     auto loadKeyTile = [&](int stage, int kt) {
         load_tile<D>(sK[stage], base + C, ld, kt * kTile, T);
@@ -324,7 +327,15 @@ __global__ void __launch_bounds__(kThreadsFA, 3) flash_backward_dq_kernel(
     load_a_frags<D>(qa, sK[1], warp, lane);
     load_a_frags<D>(doa, sV[1], warp, lane);
     const int r0 = warp * 16 + g, r1 = r0 + 8;
-    const float lse0 = sL[r0], lse1 = sL[r1], dl0 = sDl[r0], dl1 = sDl[r1];
+    const float lse0 = sL[r0], lse1 = sL[r1];
+    const Q* ob = out + static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * D;
+    const float2 dl = row_delta<D>(sV[1], ob, C, q0, r0, r1, T, t4);
+    const float dl0 = dl.x, dl1 = dl.y;
+    if (t4 == 0) {
+        float* db = delta + static_cast<size_t>(bh) * T;
+        if (q0 + r0 < T) db[q0 + r0] = dl0;
+        if (q0 + r1 < T) db[q0 + r1] = dl1;
+    }
     __syncthreads();  // stage 1 is free again
 
     float dq[D / 8][4];

@@ -82,15 +82,12 @@ __device__ __forceinline__ void load_tile(Tile<D>& t, const float* __restrict__ 
     }
 }
 
-// Starts loading the 64 rows' log-sum-exp and delta from row0 (zeros past T:
-// such rows meet only zero-filled q or dO rows, so they add nothing).
-__device__ __forceinline__ void load_row_stats(float* sL, float* sD, const float* __restrict__ lse,
-                                               const float* __restrict__ delta, int row0, int T) {
+// Starts loading 64 per-row values (log-sum-exp or delta) from row0 (zeros
+// past T: such rows meet only zero-filled q or dO rows, so they add nothing).
+__device__ __forceinline__ void load_row_values(float* s, const float* __restrict__ src, int row0, int T) {
     for (int i = threadIdx.x; i < kTile; i += kThreadsFA) {
         const bool ok = row0 + i < T;
-        const int row = ok ? row0 + i : 0;
-        cp_async<4>(&sL[i], lse + row, ok);
-        cp_async<4>(&sD[i], delta + row, ok);
+        cp_async<4>(&s[i], src + (ok ? row0 + i : 0), ok);
     }
 }
 
