@@ -64,14 +64,17 @@ LlamaModel::LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch,
     headChunkRows_ = headChunkRows(N, V, headChunkElements);
 
     embed_ = &addParameter("model.embed_tokens.weight", V, C, alloc(V * C), alloc(V * C));
+    normGradCount_ = (2 * L + 1) * C;
+    normGrads_ = alloc(normGradCount_);
     layers_.resize(L);
     for (size_t l = 0; l < L; ++l) {
         Layer& ly = layers_[l];
         const std::string pre = "model.layers." + std::to_string(l) + ".";
-        ly.attnNorm = &addParameter(pre + "input_layernorm.weight", C, 1, alloc(C), alloc(C));
+        ly.attnNorm = &addParameter(pre + "input_layernorm.weight", C, 1, alloc(C), normGrads_ + 2 * l * C);
         buildFused(ly.qkv, l, C, {{TargetMatrix::Wq, C}, {TargetMatrix::Wk, C}, {TargetMatrix::Wv, C}});
         buildFused(ly.wo, l, C, {{TargetMatrix::Wo, C}});
-        ly.mlpNorm = &addParameter(pre + "post_attention_layernorm.weight", C, 1, alloc(C), alloc(C));
+        ly.mlpNorm = &addParameter(pre + "post_attention_layernorm.weight", C, 1, alloc(C),
+                                   normGrads_ + (2 * l + 1) * C);
         buildFused(ly.gateUp, l, C, {{TargetMatrix::Gate, F}, {TargetMatrix::Up, F}});
         buildFused(ly.down, l, F, {{TargetMatrix::Down, C}});
 
@@ -85,7 +88,7 @@ LlamaModel::LlamaModel(Backend& backend, const ModelSpec& spec, size_t maxBatch,
         ly.rstd2 = alloc(N);
         ly.gu = allocOperand(N * 2 * F);
     }
-    finalNorm_ = &addParameter("model.norm.weight", C, 1, alloc(C), alloc(C));
+    finalNorm_ = &addParameter("model.norm.weight", C, 1, alloc(C), normGrads_ + 2 * L * C);
     head_ = &addParameter("lm_head.weight", V, C, alloc(V * C), alloc(V * C));
 
     for (size_t l = 0; l <= L; ++l) resid_.push_back(alloc(N * C));
@@ -324,8 +327,12 @@ void LlamaModel::backward() {
     const size_t T = static_cast<size_t>(spec_.context);
     const size_t H = static_cast<size_t>(spec_.heads), D = C / H;
     const size_t N = batch_ * T;
-    for (auto& p : params_)
-        if (p.trainable && !p.isMatrix()) be.fill(p.grad, 0.0f, p.count());
+    // The norms' backward adds to their weights' gradients, which lie in one
+    // block (frozen norms' rows are zeroed too, and never read).
+    const bool normsTrain = finalNorm_->trainable || std::any_of(layers_.begin(), layers_.end(), [](const Layer& ly) {
+                                return ly.attnNorm->trainable || ly.mlpNorm->trainable;
+                            });
+    if (normsTrain) be.fill(normGrads_, 0.0f, normGradCount_);
     if (embed_->trainable) be.fill(embed_->grad, 0.0f, embed_->count());
 
     // forward() left d(loss)/d(final norm output) in dH_ and the head's gradient.

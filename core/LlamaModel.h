@@ -116,6 +116,10 @@ private:
     Parameter* embed_ = nullptr;
     Parameter* finalNorm_ = nullptr;
     Parameter* head_ = nullptr;
+    // The norms' weight gradients, one C-wide row each, (2L+1, C): the
+    // backward zeroes them all in one fill instead of one launch a norm.
+    float* normGrads_ = nullptr;
+    size_t normGradCount_ = 0;
     std::vector<Layer> layers_;
     bool loraEnabled_ = false;
     LoRAConfig lora_;
