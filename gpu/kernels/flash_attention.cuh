@@ -261,9 +261,10 @@ __global__ void __launch_bounds__(kThreadsFA, 3) flash_backward_dkdv_kernel(
     store_rows<D, false>(dkb + C, ld, dv, 1.0f, cosT, sinT, k0, T, warp, lane);
 }
 
-// The dot product of rows r of this block's dO tile (in shared memory) and of
-// O (rows of C values, those from row0 on), for the thread's rows r0 and r1:
-// each of a row's four lanes (t4) adds D/4 consecutive columns. Zero past T.
+// The dot product of rows r of this block's dO tile (in shared memory, so
+// rounded to bf16 where dO is fp32, as the products see it) and of O (rows
+// of C values, those from row0 on), for the thread's rows r0 and r1: each of
+// a row's four lanes (t4) adds D/4 consecutive columns. Zero past T.
 template <int D, typename Q>
 __device__ __forceinline__ float2 row_delta(const Tile<D>& dO, const Q* __restrict__ o, int C, int row0, int r0,
                                             int r1, int T, int t4) {
