@@ -290,7 +290,7 @@ private:
 };
 
 struct BackendOptions {
-    int threads = 0;              // CPU threads, 0 = all cores
+    int threads = 0;              // CPU threads, 0 = OMP_NUM_THREADS, else all cores
     bool bf16MatMul = true;       // CUDA: bf16 operands, fp32 accumulation
 };
 
@@ -300,5 +300,8 @@ std::unique_ptr<Backend> createBackend(const std::string& kind, const BackendOpt
 // True when this build has CUDA support and a usable device is present;
 // `why` says what is missing otherwise.
 bool cudaAvailable(std::string* why = nullptr);
+// The CPU backend's threads when BackendOptions::threads is 0: OpenMP's
+// default team size, OMP_NUM_THREADS where set, else the number of cores.
+int defaultCpuThreads();
 
 }  // namespace relora

@@ -88,7 +88,7 @@ struct TrainSpec {
     float rankThreshold = 0.1f;         // τ for threshold rank / update size
     int snapshotInterval = 0;           // 0 = only at the end
     int checkpointInterval = 0;         // 0 = only on stop / end
-    int threads = 0;                    // CPU threads, 0 = all cores
+    int threads = 0;                    // CPU threads, 0 = OMP_NUM_THREADS, else all cores
 };
 
 struct RunSpec {

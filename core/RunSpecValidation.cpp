@@ -284,7 +284,7 @@ void checkTrain(const TrainSpec& t, Errors& e) {
         e.push_back({"train.rank_threshold", "must be 0 or positive, got " + str(t.rankThreshold)});
     notNegative(e, "train.snapshot_interval", t.snapshotInterval, "only at the end");
     notNegative(e, "train.checkpoint_interval", t.checkpointInterval, "only on stop and at the end");
-    notNegative(e, "train.threads", t.threads, "all cores");
+    notNegative(e, "train.threads", t.threads, "OMP_NUM_THREADS, else all cores");
 }
 
 

@@ -2,9 +2,13 @@
 // 1-thread CPU backend against the all-cores one, every op, fp32 gradients,
 // training curves, merges, pruning, determinism and the LoRA start. Every
 // check must pass; a failure names the check, its error and its tolerance.
+// Also which thread count "all cores" (threads 0) means.
 #include "core/SelfTest.h"
+#include "core/cpu/CpuBackend.h"
 
 #include <QtTest>
+
+#include <omp.h>
 
 #include <cmath>
 
@@ -16,6 +20,8 @@ private slots:
     void everyCpuCheckPasses();
     void tableEndsWithTheSummaryLine();
     void unknownBackendIsRejected();
+    void defaultThreadsFollowOmpNumThreads_data();
+    void defaultThreadsFollowOmpNumThreads();
 
 private:
     SelfTestReport report_;
@@ -62,6 +68,38 @@ void TestSelfTest::unknownBackendIsRejected() {
     SelfTestOptions options;
     options.backend = "tpu";
     QVERIFY_THROWS_EXCEPTION(std::runtime_error, runSelfTest(options));
+}
+
+void TestSelfTest::defaultThreadsFollowOmpNumThreads_data() {
+    QTest::addColumn<QByteArray>("env");     // OMP_NUM_THREADS; empty: unset
+    QTest::addColumn<int>("requested");      // BackendOptions::threads
+    QTest::addColumn<int>("defaultCount");   // what 0 means; 0: the number of cores
+    QTest::newRow("unset") << QByteArray() << 0 << 0;
+    QTest::newRow("3") << QByteArray("3") << 0 << 3;
+    QTest::newRow("a list takes its first entry") << QByteArray("4,2") << 0 << 4;
+    QTest::newRow("not a count") << QByteArray("many") << 0 << 0;
+    QTest::newRow("an explicit count wins") << QByteArray("3") << 1 << 3;
+}
+
+void TestSelfTest::defaultThreadsFollowOmpNumThreads() {
+    QFETCH(QByteArray, env);
+    QFETCH(int, requested);
+    QFETCH(int, defaultCount);
+    const bool wasSet = qEnvironmentVariableIsSet("OMP_NUM_THREADS");
+    const QByteArray saved = qgetenv("OMP_NUM_THREADS");
+    if (env.isEmpty()) qunsetenv("OMP_NUM_THREADS");
+    else qputenv("OMP_NUM_THREADS", env);
+    const int byDefault = defaultCount > 0 ? defaultCount : omp_get_num_procs();
+    const int used = requested > 0 ? requested : byDefault;
+    // Twice: the first backend's omp_set_num_threads must not change what 0 means.
+    for (int round = 0; round < 2; ++round) {
+        const CpuBackend backend(requested);
+        QVERIFY2(QString::fromStdString(backend.deviceName()).endsWith(QString("(%1 threads)").arg(used)),
+                 backend.deviceName().c_str());
+        QCOMPARE(defaultCpuThreads(), byDefault);
+    }
+    if (wasSet) qputenv("OMP_NUM_THREADS", saved);
+    else qunsetenv("OMP_NUM_THREADS");
 }
 
 QTEST_GUILESS_MAIN(TestSelfTest)

@@ -47,7 +47,17 @@ std::string cpuModelName() {
 
 }  // namespace
 
-CpuBackend::CpuBackend(int threads) : threads_(threads > 0 ? threads : omp_get_num_procs()) {
+int defaultCpuThreads() {
+    // OMP_NUM_THREADS read here rather than omp_get_max_threads(), which
+    // a backend's omp_set_num_threads changes for the thread that made it.
+    if (const char* env = std::getenv("OMP_NUM_THREADS")) {
+        const int n = std::atoi(env);  // the first entry of a list such as "4,2"
+        if (n > 0) return n;
+    }
+    return omp_get_num_procs();
+}
+
+CpuBackend::CpuBackend(int threads) : threads_(threads > 0 ? threads : defaultCpuThreads()) {
     omp_set_num_threads(threads_);
     openblas_set_num_threads(threads_);
 }

@@ -13,7 +13,7 @@ namespace relora {
 
 class CpuBackend final : public Backend {
 public:
-    explicit CpuBackend(int threads = 0);   // 0 = all cores
+    explicit CpuBackend(int threads = 0);   // 0 = OMP_NUM_THREADS, else all cores
     ~CpuBackend() override;
 
     std::string name() const override { return "cpu"; }

@@ -2,12 +2,12 @@
 
 #include "core/Backend.h"
 
-#include <QThread>
+#include <QObject>
 
 namespace relora::ui {
 
 QString cpuDescription() {
-    return QObject::tr("CPU (%1 threads)").arg(QThread::idealThreadCount());
+    return QObject::tr("CPU (%1 threads)").arg(defaultCpuThreads());
 }
 
 const CudaDevice& cudaDevice() {
