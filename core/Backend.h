@@ -300,8 +300,8 @@ std::unique_ptr<Backend> createBackend(const std::string& kind, const BackendOpt
 // True when this build has CUDA support and a usable device is present;
 // `why` says what is missing otherwise.
 bool cudaAvailable(std::string* why = nullptr);
-// The CPU backend's threads when BackendOptions::threads is 0: OpenMP's
-// default team size, OMP_NUM_THREADS where set, else the number of cores.
+// The CPU backend's threads when BackendOptions::threads is 0: the first
+// entry of OMP_NUM_THREADS where it is set, else the number of cores.
 int defaultCpuThreads();
 
 }  // namespace relora
