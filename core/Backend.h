@@ -47,8 +47,9 @@ struct MatrixRef {
 };
 
 // scale · B(rows, rank) · A(rank, cols): one adapter's term of a
-// LowRankFold, added onto the target's rows [rowOffset, rowOffset + rows).
-// A's rows have stride cols (a block of a group's stacked A factors).
+// LowRankFold, added onto the target's rows [rowOffset, rowOffset + rows)
+// (the terms of a fold cover disjoint rows: one adapter a part). A's rows
+// have stride cols (a block of a group's stacked A factors).
 struct LowRankTerm {
     const float* B = nullptr;
     const float* A = nullptr;
@@ -144,8 +145,8 @@ public:
     }
     // Every fold at once (LoRA's effective weights before a forward pass);
     // targets may be operand buffers. The default copies and multiplies fold
-    // by fold, term by term; a backend with launch costs copies in one pass
-    // and batches the products of equal shape (a 60M-class model has 56).
+    // by fold, term by term; a backend with launch costs folds all the terms
+    // (56 in a 60M-class model) in a launch or two.
     virtual void foldLowRank(const std::vector<LowRankFold>& folds) {
         for (const LowRankFold& f : folds) {
             copy(f.target, f.base, f.rows * f.cols);

@@ -8,6 +8,7 @@
 #include "gpu/kernels/adamw.cuh"
 #include "gpu/kernels/common.cuh"
 #include "gpu/kernels/convert.cuh"
+#include "gpu/kernels/lowrank_fold.cuh"
 #include "gpu/kernels/multi_tensor.cuh"
 #include "gpu/kernels/prune.cuh"
 #include "gpu/kernels/reduce.cuh"
@@ -15,7 +16,6 @@
 #include <cub/device/device_radix_sort.cuh>
 
 #include <algorithm>
-#include <array>
 #include <climits>
 #include <cmath>
 #include <cstdio>
@@ -23,7 +23,6 @@
 #include <cstring>
 #include <map>
 #include <memory>
-#include <tuple>
 
 #include <sys/mman.h>
 
@@ -119,6 +118,8 @@ CudaBackend::CudaBackend(const BackendOptions& options) : bf16_(options.bf16MatM
                                                  kCublasWorkspaceBytes, false);
         }
         ensure(reducePartials_, kReduceBlocks * sizeof(double));
+        CUDA_CHECK(cudaFuncSetAttribute(fold_low_rank_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        Fold::kSharedBytes));
         CUDA_CHECK(cudaStreamSynchronize(stream_));
     } catch (...) {
         destroy();
@@ -669,9 +670,10 @@ void CudaBackend::adamw(float* param, const float* grad, float* m, float* v, siz
 namespace {
 
 // A multi-tensor table (tensor_chunks.cuh) as bytes: (count) entries, then
-// the (count + 1) chunk prefix; *chunks receives the number of chunks.
-template <typename Entry>
-std::vector<unsigned char> chunkedTable(const std::vector<Entry>& entries, long long* chunks) {
+// the (count + 1) chunk prefix, chunksOf(entry) chunks each; *chunks
+// receives the number of chunks.
+template <typename Entry, typename ChunksOf>
+std::vector<unsigned char> chunkedTable(const std::vector<Entry>& entries, long long* chunks, ChunksOf chunksOf) {
     const size_t count = entries.size();
     std::vector<unsigned char> bytes(count * sizeof(Entry) + (count + 1) * sizeof(long long));
     std::memcpy(bytes.data(), entries.data(), count * sizeof(Entry));
@@ -679,11 +681,17 @@ std::vector<unsigned char> chunkedTable(const std::vector<Entry>& entries, long 
     long long c = 0;
     for (size_t i = 0; i < count; ++i) {
         firstChunk[i] = c;
-        c += static_cast<long long>((entries[i].n + kTensorChunk - 1) / kTensorChunk);
+        c += static_cast<long long>(chunksOf(entries[i]));
     }
     firstChunk[count] = c;
     *chunks = c;
     return bytes;
+}
+
+// The same, in chunks of kTensorChunk elements of each entry's n.
+template <typename Entry>
+std::vector<unsigned char> chunkedTable(const std::vector<Entry>& entries, long long* chunks) {
+    return chunkedTable(entries, chunks, [](const Entry& e) { return (e.n + kTensorChunk - 1) / kTensorChunk; });
 }
 
 template <typename Entry>
@@ -781,22 +789,29 @@ void CudaBackend::foldLowRank(const std::vector<LowRankFold>& folds) {
         }
         narrows.push_back({f.copy, f.src, f.rows * f.cols});
     }
-    // The terms by shape and scale; per term its A factor, B factor and
-    // target rows in cuBLAS's order (the row-major product
-    // target(rows, cols) += s·B(rows, rank)·A(rank, cols) is, column-major,
-    // targetᵀ += s·Aᵀ·Bᵀ: A comes first).
-    using Shape = std::tuple<size_t, size_t, size_t, float>;  // rows, cols, rank, scale
-    std::map<Shape, std::vector<std::array<const void*, 3>>> byShape;
+    // Per term a segment of the fold kernel; the rows no term covers (a
+    // group's part without an adapter) are narrowed with the factors.
+    std::vector<FoldSegment> segments;
     size_t term = 0;
     for (const LowRankFold& f : folds) {
         requireFp32(f.base, "foldLowRank");
         __nv_bfloat16* target = storedBf16(f.target);
-        narrows.push_back({target, f.base, f.rows * f.cols});
+        std::vector<std::pair<size_t, size_t>> covered;  // row ranges [begin, end)
         for (const LowRankTerm& t : f.terms) {
             const TermFactors& tf = termFactors[term++];
-            byShape[{t.rows, f.cols, t.rank, t.scale}].push_back(
-                {factors[tf.a].copy + tf.aRow * f.cols, factors[tf.b].copy, target + t.rowOffset * f.cols});
+            segments.push_back({target + t.rowOffset * f.cols, f.base + t.rowOffset * f.cols, factors[tf.b].copy,
+                                factors[tf.a].copy + tf.aRow * f.cols, toInt(t.rows, "rows"), toInt(f.cols, "cols"),
+                                toInt(t.rank, "rank"), t.scale});
+            covered.emplace_back(t.rowOffset, t.rowOffset + t.rows);
         }
+        std::sort(covered.begin(), covered.end());
+        size_t row = 0;
+        for (const auto& [begin, end] : covered) {
+            if (begin < row) throw std::logic_error("foldLowRank: two terms add onto the same rows");
+            if (begin > row) narrows.push_back({target + row * f.cols, f.base + row * f.cols, (begin - row) * f.cols});
+            row = end;
+        }
+        if (row < f.rows) narrows.push_back({target + row * f.cols, f.base + row * f.cols, (f.rows - row) * f.cols});
     }
     long long chunks = 0;
     uploadIfChanged(foldTable_, foldTableHost_, chunkedTable(narrows, &chunks));
@@ -804,26 +819,14 @@ void CudaBackend::foldLowRank(const std::vector<LowRankFold>& folds) {
         tableEntries<NarrowEntry>(foldTable_.ptr), tableFirstChunk<NarrowEntry>(foldTable_.ptr, narrows.size()),
         static_cast<int>(narrows.size()), chunks);
     CUDA_CHECK_LAUNCH("multi_to_bf16_kernel");
-    // Per shape: its A pointers, then its B pointers, then its targets.
-    std::vector<const void*> pointers;
-    for (const auto& [shape, terms] : byShape)
-        for (size_t k = 0; k < 3; ++k)
-            for (const auto& term : terms) pointers.push_back(term[k]);
-    std::vector<unsigned char> bytes(pointers.size() * sizeof(void*));
-    std::memcpy(bytes.data(), pointers.data(), bytes.size());
-    uploadIfChanged(foldPointers_, foldPointersHost_, std::move(bytes));
-    auto* device = static_cast<void**>(foldPointers_.ptr);
-    const float one = 1.0f;
-    for (const auto& [shape, terms] : byShape) {
-        const auto& [rows, colCount, rankCount, scale] = shape;
-        const size_t n = terms.size();
-        const int cols = toInt(colCount, "cols"), rank = toInt(rankCount, "rank");
-        CUBLAS_CHECK(cublasGemmBatchedEx(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, cols, toInt(rows, "rows"), rank,
-                                         &scale, device, CUDA_R_16BF, cols, device + n, CUDA_R_16BF, rank,
-                                         &one, device + 2 * n, CUDA_R_16BF, cols, toInt(n, "batch"),
-                                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-        device += 3 * n;
-    }
+    if (segments.empty()) return;
+    long long tiles = 0;
+    uploadIfChanged(foldSegments_, foldSegmentsHost_,
+                    chunkedTable(segments, &tiles, [](const FoldSegment& s) { return foldTiles(s.rows, s.cols); }));
+    fold_low_rank_kernel<<<static_cast<unsigned>(tiles), Fold::kThreads, Fold::kSharedBytes, stream_>>>(
+        tableEntries<FoldSegment>(foldSegments_.ptr), tableFirstChunk<FoldSegment>(foldSegments_.ptr, segments.size()),
+        static_cast<int>(segments.size()));
+    CUDA_CHECK_LAUNCH("fold_low_rank_kernel");
 }
 
 void CudaBackend::sumSquaresAccumulateAll(float* acc, const std::vector<OptimizerTensor>& tensors) {

@@ -89,9 +89,10 @@ public:
                             size_t lda, size_t strideA, const float* B, size_t ldb, size_t strideB, float beta,
                             float* C, size_t ldc, size_t strideC, size_t batch) override;
     // bf16 mode with every target an operand buffer: one narrowing launch
-    // (bases into the targets, factors into the operand cache's kept slots
-    // or foldFactors_), then one batched
-    // cuBLAS product per shape of term; otherwise Backend's fold by fold.
+    // (the factors into the operand cache's kept slots or foldFactors_, the
+    // rows no adapter covers into the targets), then one launch of the fold
+    // kernel for every adapter's rows (lowrank_fold.cuh); otherwise
+    // Backend's fold by fold.
     void foldLowRank(const std::vector<LowRankFold>& folds) override;
     void axpy(float* y, float alpha, const float* x, size_t n) override;
     void scale(float* x, float alpha, size_t n) override;
@@ -315,10 +316,9 @@ private:
     int tensorTableCount_ = 0;
     Scratch tensorPartials_;     // (chunks) doubles of the multi-tensor norm
     // foldLowRank: the factors' bf16 copies that found no kept slot, the
-    // narrowing table, and per shape of term the pointer arrays of its
-    // batched product.
-    Scratch foldFactors_, foldTable_, foldPointers_;
-    std::vector<unsigned char> foldTableHost_, foldPointersHost_;
+    // narrowing table and the fold kernel's table of segments.
+    Scratch foldFactors_, foldTable_, foldSegments_;
+    std::vector<unsigned char> foldTableHost_, foldSegmentsHost_;
     Scratch reducePartials_;     // (kReduceBlocks) doubles
     Scratch attentionDP_;        // (B,H,T,T) dP / dS of the attention backward
     Scratch attentionDelta_;     // (B,H,T) rowsum(dO ⊙ O) of the flash backward
