@@ -603,12 +603,21 @@ private:
                 const DeferredProducts scope(be);
                 be.gemm(true, false, out, in, N, 1.0f, dy, out, x, in, 0.0f, dw2, in);
             }
+            // The optimizer's sum over gradients that deferred products may
+            // still be making (the CUDA backend's sum waits for them).
+            float* sumAll = b.zeros(1);
+            float* unused = b.zeros(out * in);  // the sum reads the gradients only
+            std::vector<OptimizerTensor> grads;
+            for (float* g : {dw, dw + out * in / 2, dw2, dw2 + out * in / 2})
+                grads.push_back({unused, g, unused, unused, out * in / 2, 0.0f, 1});
+            be.sumSquaresAccumulateAll(sumAll, grads);
             float* sum = b.zeros(1);
             be.sumSquaresAccumulate(sum, dw2, out * in);
             be.axpy(dw2, 1.0f, dw, out * in);
             return Outputs{{"dW", b.get(dw, out * in)}, {"dW after the operands changed", b.get(dw2, out * in)},
-                           {"its sum of squares", b.get(sum, 1)}, {"dX", b.get(dx, N * in)},
-                           {"x·wᵀ into an operand buffer", b.get(u, N * out)}};
+                           {"its sum of squares", b.get(sum, 1)},
+                           {"sum of squares of both, the optimizer's", b.get(sumAll, 1)},
+                           {"dX", b.get(dx, N * in)}, {"x·wᵀ into an operand buffer", b.get(u, N * out)}};
         }, true);
         // Products with weights AdamW has just updated: the CUDA backend's
         // AdamW writes their bf16 copies into the operand cache when every
