@@ -7,15 +7,11 @@
 # (one preset a call: with torch.compile both take more than a device call's 10 minutes)
 # PRESETS="" skips the comparison with PyTorch.
 set -o pipefail
-ROOT=$PWD; D=$ROOT/.devdeps; OUT=${OUT:-/tmp/out}; mkdir -p $OUT
+OUT=${OUT:-/tmp/out}; mkdir -p $OUT
 PRESETS=${PRESETS-60m}; COMPILE=${COMPILE:-both}; PROFILE=${PROFILE:-1}; SELFTEST=${SELFTEST:-1}
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader | tee $OUT/gpu.txt
 t0=$(date +%s)
-cmake -S . -B /tmp/build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
-  -DRELORA_WITH_QT=OFF -DBUILD_TESTING=OFF -DSQLite3_INCLUDE_DIR=$D/include \
-  -DSQLite3_LIBRARY=/usr/lib/x86_64-linux-gnu/libsqlite3.so.0 \
-  -DNLOHMANN_JSON_INCLUDE_DIR=$D/include > $OUT/configure.log 2>&1 || { tail -40 $OUT/configure.log; exit 1; }
-cmake --build /tmp/build --target relora -j16 > $OUT/build.log 2>&1 || { grep -E "error" -A3 $OUT/build.log | head -60; exit 1; }
+bash bench/gpu_build.sh . /tmp/build $OUT || exit 1
 echo "configure+build: $(( $(date +%s) - t0 )) s"
 R=/tmp/build/app/relora
 if [ "$SELFTEST" = 1 ]; then
