@@ -700,13 +700,17 @@ private:
             take("first fold");
             be.scale(qB, -3.0f, out * r);
             be.scale(stackedA + r * in, 2.0f, r * in);
-            be.foldLowRank(folds);
-            take("after the factors changed");
-            // The adapters' products after a fold, x·Aᵀ of the stacked A and
-            // dy·B (the CUDA backend reuses the fold's bf16 factors for them).
             const size_t N = 64;
             float* x = b.operand(N * in);
             be.copy(x, random(N * in), N * in);
+            be.foldLowRank(folds);
+            // A product with an effective weight right after its fold.
+            float* y = b.zeros(N * wide);
+            be.gemm(false, true, N, wide, in, 1.0f, x, in, folds[1].target, in, 0.0f, y, wide);
+            o.emplace_back("x·Wᵀ right after the fold", b.get(y, N * wide));
+            take("after the factors changed");
+            // The adapters' products after a fold, x·Aᵀ of the stacked A and
+            // dy·B (the CUDA backend reuses the fold's bf16 factors for them).
             float* u = b.zeros(N * 2 * r);
             be.gemm(false, true, N, 2 * r, in, 1.0f, x, in, stackedA, in, 0.0f, u, 2 * r);
             float* dy = b.operand(N * out);
