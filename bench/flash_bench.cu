@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
         }
     CHECK(cudaMemcpy(rot, tables.data(), tables.size() * 4, cudaMemcpyHostToDevice));
     const float scale = 1.f / std::sqrt(static_cast<float>(D)), scaleLog2 = kLog2e * scale;
-    const dim3 grid((T + kTile - 1) / kTile, B * H);
+    const dim3 grid = flash_grid(B, H, T);
     const int reps = 50;
     const float fwd = microseconds([&] {
         flash_forward_kernel<D><<<grid, kThreadsFA>>>(out, lse, qkv, T, H, scaleLog2);

@@ -8,6 +8,7 @@
 # so. Run from the repository root; .devdeps as for gpu_perf_run.sh.
 #   git archive <rev> -o .devdeps/base.tar          # here, before the call
 #   BASE=.devdeps/base.tar CFGS="60m full,130m full,60m lora" PAIRS=4 STEPS=40 bash bench/gpu_ab_run.sh
+# (BATCH and CONTEXT, default 32 and 512, set the benches' shape.)
 # Logs go to $OUT (default /tmp/out).
 set -o pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
@@ -17,7 +18,7 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee $OUT/gpu.
 rm -rf /tmp/ab-base && mkdir -p /tmp/ab-base && tar -xf "$BASE" -C /tmp/ab-base
 bash bench/gpu_build.sh . /tmp/build $OUT/new || exit 1
 bash bench/gpu_build.sh /tmp/ab-base /tmp/build-base $OUT/old || exit 1
-A="--backend cuda --batch 32 --context 512 --set model.vocab=32000 --steps $STEPS"
+A="--backend cuda --batch ${BATCH:-32} --context ${CONTEXT:-512} --set model.vocab=32000 --steps $STEPS"
 IFS=',' read -ra configs <<< "$CFGS"
 for ((pair = 1; pair <= PAIRS; ++pair)); do
   for cfg in "${configs[@]}"; do

@@ -62,7 +62,7 @@ void CudaBackend::attentionForward(float* out, float* probs, float* qkv, size_t 
     rotateQueriesKeys(qkv, B, T, H, D, ropeTheta, false);
     if (flashAttention(D)) {
         // probs is the (B,H,T) log-sum-exp state here.
-        const dim3 grid(static_cast<unsigned>((T + flash::kTile - 1) / flash::kTile), static_cast<unsigned>(B * H));
+        const dim3 grid = flash::flash_grid(B, H, T);
         const float scaleLog2 = flash::kLog2e / std::sqrt(static_cast<float>(D));
         const int t = static_cast<int>(T), h = static_cast<int>(H);
         withStorage(out, [&](auto* o) {
@@ -106,7 +106,7 @@ void CudaBackend::attentionBackward(float* dqkv, const float* dout, const float*
     if (flashAttention(D)) {
         auto* delta = static_cast<float*>(ensure(attentionDelta_, B * H * T * sizeof(float)));
         const int t = static_cast<int>(T), h = static_cast<int>(H);
-        const dim3 grid(static_cast<unsigned>((T + flash::kTile - 1) / flash::kTile), static_cast<unsigned>(B * H));
+        const dim3 grid = flash::flash_grid(B, H, T);
         const float scale = 1.0f / std::sqrt(static_cast<float>(D)), scaleLog2 = flash::kLog2e * scale;
         const float* cosT = rotaryTables(T, D, ropeTheta);
         const float* sinT = cosT + T * D / 2;

@@ -29,14 +29,15 @@ namespace relora::gpu::flash {
 constexpr float kLog2e = 1.4426950408889634f;
 
 // ---- forward ---------------------------------------------------------------------
-// grid (ceil(T/64), B·H); out(N, C); lse(B·H, T) base-2 log-sum-exp of the scaled scores.
+// grid flash_grid(B, H, T); out(N, C); lse(B·H, T) base-2 log-sum-exp of the scaled scores.
 template <int D, typename Q, typename O>
 __global__ void __launch_bounds__(kThreadsFA, 4) flash_forward_kernel(O* __restrict__ out, float* __restrict__ lse,
                                                                    const Q* __restrict__ qkv, int T, int H,
                                                                    float scaleLog2) {
     __shared__ Tile<D> sK[2], sV[2];
-    const int qt = gridDim.x - 1 - blockIdx.x;  // longest tiles first
-    const int bh = blockIdx.y, b = bh / H, h = bh % H;
+    const BlockTile tile = block_tile();
+    const int qt = gridDim.y - 1 - tile.rank;
+    const int bh = tile.bh, b = bh / H, h = bh % H;
     const int C = H * D;
     const size_t ld = 3 * static_cast<size_t>(C);
     const Q* base = qkv + static_cast<size_t>(b) * T * ld + static_cast<size_t>(h) * D;
@@ -170,7 +171,7 @@ __device__ __forceinline__ void store_rows(G* dst, size_t ld, const float (*acc)
     }
 }
 
-// dK, dV for one key tile (grid: ceil(T/64), B·H); Q: fp32 or bf16 tensors. Transposed formulation:
+// dK, dV for one key tile (grid flash_grid(B, H, T)); Q: fp32 or bf16 tensors. Transposed formulation:
 // the warp's rows are keys, columns are queries.
 //   Sᵀ = K Qᵀ, Pᵀ = exp2(Sᵀ·scaleLog2 − lse[q]), dV += Pᵀ dO,
 //   dPᵀ = V dOᵀ, dSᵀ = Pᵀ ⊙ (dPᵀ − delta[q]), dK += dSᵀ Q (· scale at the end).
@@ -181,8 +182,9 @@ __global__ void __launch_bounds__(kThreadsFA, 3) flash_backward_dkdv_kernel(
     const float* __restrict__ sinT, int T, int H, float scale, float scaleLog2) {
     __shared__ Tile<D> sQ[2], sdO[2];
     __shared__ float sL[2][kTile], sDl[2][kTile];
-    const int kt = blockIdx.x;  // longest first: the loop runs over the tiles from kt on
-    const int bh = blockIdx.y, b = bh / H, h = bh % H;
+    const BlockTile tile = block_tile();
+    const int kt = tile.rank;  // the loop runs over the tiles from kt on
+    const int bh = tile.bh, b = bh / H, h = bh % H;
     const int C = H * D;
     const size_t ld = 3 * static_cast<size_t>(C);
     const Q* base = qkv + static_cast<size_t>(b) * T * ld + static_cast<size_t>(h) * D;
@@ -192,7 +194,7 @@ __global__ void __launch_bounds__(kThreadsFA, 3) flash_backward_dkdv_kernel(
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
     const int k0 = kt * kTile;
     const int key0 = k0 + warp * 16 + g, key1 = key0 + 8;
-    const int tiles = (T + kTile - 1) / kTile;
+    const int tiles = gridDim.y;
 
     // K and V rows of this warp as A fragments, staged through the second stage.
     uint32_t ka[D / 16][4], va[D / 16][4];
@@ -290,7 +292,7 @@ __device__ __forceinline__ float2 row_delta(const Tile<D>& dO, const Q* __restri
     return make_float2(d[0], d[1]);
 }
 
-// dQ for one query tile (grid: ceil(T/64), B·H):
+// dQ for one query tile (grid flash_grid(B, H, T)):
 //   delta = Σ_d dO·O per row (written out for the dK/dV kernel, which runs after),
 //   S = Q Kᵀ, P = exp2(S·scaleLog2 − lse), dP = dO Vᵀ, dS = P ⊙ (dP − delta),
 //   dQ += dS K (· scale at the end). out(N, C) is the forward's output O.
@@ -301,8 +303,9 @@ __global__ void __launch_bounds__(kThreadsFA, 3) flash_backward_dq_kernel(
     const float* __restrict__ sinT, int T, int H, float scale, float scaleLog2) {
     __shared__ Tile<D> sK[2], sV[2];
     __shared__ float sL[kTile];
-    const int qt = gridDim.x - 1 - blockIdx.x;
-    const int bh = blockIdx.y, b = bh / H, h = bh % H;
+    const BlockTile tile = block_tile();
+    const int qt = gridDim.y - 1 - tile.rank;
+    const int bh = tile.bh, b = bh / H, h = bh % H;
     const int C = H * D;
     const size_t ld = 3 * static_cast<size_t>(C);
     const Q* base = qkv + static_cast<size_t>(b) * T * ld + static_cast<size_t>(h) * D;

@@ -20,6 +20,29 @@ constexpr int kTile = 64;
 constexpr int kWarps = 4;
 constexpr int kThreadsFA = kWarps * 32;
 
+// Launch order. A block's loop runs over as many tiles as its own tile's
+// position allows (causal: 1 to 8 at T = 512, up to 64 at 4096), and blocks
+// start in grid order (x, then y, then z). The grid (G, tiles, B·H / G)
+// starts the longest loops of G heads first, then the next rank of the same
+// heads, and so on, before the next G heads: the long loops do not pile up
+// in the last wave, and the G heads' q|k|v rows stay in L2 while their
+// tiles run. G is the largest divisor of B·H up to 32 (bench/RESULTS.md:
+// the best or near it from T = 512 to 4096; all heads at once overflow L2).
+struct BlockTile {
+    int rank;  // 0: the tile with the longest loop
+    int bh;    // batch · heads + head
+};
+__device__ __forceinline__ BlockTile block_tile() {
+    return {static_cast<int>(blockIdx.y), static_cast<int>(blockIdx.z * gridDim.x + blockIdx.x)};
+}
+inline dim3 flash_grid(size_t B, size_t H, size_t T) {
+    const size_t heads = B * H;
+    size_t group = 32;
+    while (heads % group != 0) --group;
+    return dim3(static_cast<unsigned>(group), static_cast<unsigned>((T + kTile - 1) / kTile),
+                static_cast<unsigned>(heads / group));
+}
+
 // Shared tile of 64 rows x D bf16. The 8-element (16-byte) padding per row
 // puts the 8 row addresses of an ldmatrix on distinct banks and keeps every
 // row 16-byte aligned for cp.async.
