@@ -1,10 +1,11 @@
-// Building blocks of the flash attention kernels (flash_attention.cuh):
-// 64-row bf16 tiles in shared memory, filled asynchronously by cp.async from
-// bf16 sources (the model's operand buffers) or by converting loads from fp32
-// ones, and the m16n8k16 bf16 tensor-core products on them. The products
-// fetch their B operands with ldmatrix: plain where the tile's rows are the
-// product's n dimension (S = Q·Kᵀ), transposed (.trans) where its rows are
-// the k dimension (O = P·V), so no transposed copy of a tile is ever stored.
+// Building blocks of the flash attention kernels (flash_attention.cuh): the
+// order their blocks start in (flash_grid), 64-row bf16 tiles in shared
+// memory, filled asynchronously by cp.async from bf16 sources (the model's
+// operand buffers) or by converting loads from fp32 ones, and the m16n8k16
+// bf16 tensor-core products on them. The products fetch their B operands
+// with ldmatrix: plain where the tile's rows are the product's n dimension
+// (S = Q·Kᵀ), transposed (.trans) where its rows are the k dimension
+// (O = P·V), so no transposed copy of a tile is ever stored.
 #pragma once
 
 #include "gpu/kernels/async_copy.cuh"
