@@ -77,6 +77,15 @@ public:
     virtual std::string name() const = 0;        // "cpu" or "cuda"
     virtual std::string deviceName() const = 0;  // e.g. "AMD EPYC (2 threads)"
 
+    // What decides the rounding of this process's products beyond their
+    // operands (CUDA: the cuBLASLt algorithm timed for each shape), as
+    // opaque text; "" where nothing does. A checkpoint keeps it, and a
+    // resumed run adopts it so that it continues bit for bit. Adopting
+    // returns "" or why the choices do not apply here (another GPU model
+    // or library version: the products then choose afresh).
+    virtual std::string productChoices() const { return {}; }
+    virtual std::string adoptProductChoices(const std::string& /*choices*/) { return {}; }
+
     // ---- memory -----------------------------------------------------------
     virtual float* allocate(size_t count) = 0;             // zero-filled
     virtual int32_t* allocateInts(size_t count) = 0;       // zero-filled

@@ -108,14 +108,17 @@ CudaBackend::CudaBackend(const BackendOptions& options) : bf16_(options.bf16MatM
         // its algorithm choice (hence its rounding) stays fixed.
         void* workspace = ensure(cublasWorkspace_, kCublasWorkspaceBytes);
         CUBLAS_CHECK(cublasSetWorkspace(cublas_, workspace, kCublasWorkspaceBytes));
+        // RELORA_CUBLASLT_REPORT=1 prints the algorithm timings without the op profile.
+        const char* reportEnv = std::getenv("RELORA_CUBLASLT_REPORT");
+        const bool report = profile_ || (reportEnv && reportEnv[0] == '1');
         // Same stream, so cuBLAS and cuBLASLt never use the workspace at once.
-        lt_ = std::make_unique<LtMatmul>(stream_, device_, workspace, kCublasWorkspaceBytes, profile_);
+        lt_ = std::make_unique<LtMatmul>(stream_, device_, workspace, kCublasWorkspaceBytes, report);
         const char* sideEnv = std::getenv("RELORA_CUDA_SIDE_STREAM");
         if (bf16_ && !profile_ && !(sideEnv && sideEnv[0] == '0')) {
             side_ = std::make_unique<SideStream>();
             sideLt_ = std::make_unique<LtMatmul>(side_->stream(), device_,
                                                  ensure(sideWorkspace_, kCublasWorkspaceBytes),
-                                                 kCublasWorkspaceBytes, false);
+                                                 kCublasWorkspaceBytes, report);
         }
         ensure(reducePartials_, kReduceBlocks * sizeof(double));
         CUDA_CHECK(cudaFuncSetAttribute(fold_low_rank_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -128,6 +131,17 @@ CudaBackend::CudaBackend(const BackendOptions& options) : bf16_(options.bf16MatM
 }
 
 CudaBackend::~CudaBackend() { destroy(); }
+
+std::string CudaBackend::productChoices() const { return LtMatmul::exportChoices(device_); }
+
+std::string CudaBackend::adoptProductChoices(const std::string& choices) {
+    if (choices.empty()) return {};
+    std::string why = LtMatmul::importChoices(device_, choices);
+    if (!why.empty()) return why;
+    lt_->refresh();
+    if (sideLt_) sideLt_->refresh();
+    return {};
+}
 
 void CudaBackend::destroy() noexcept {
     sideLt_.reset();

@@ -54,6 +54,8 @@ public:
 
     std::string name() const override { return "cuda"; }
     std::string deviceName() const override { return deviceName_; }
+    std::string productChoices() const override;
+    std::string adoptProductChoices(const std::string& choices) override;
 
     float* allocate(size_t count) override;
     // bf16 mode: `count` bf16 values on the device behind a handle (see

@@ -7,8 +7,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace relora::gpu {
@@ -68,6 +70,14 @@ std::map<std::pair<int, Shape>, cublasLtMatmulAlgo_t>& choices() {
     return map;
 }
 
+// The first line of exported choices: what an algorithm is valid for.
+std::string choicesHeader(int device) {
+    cudaDeviceProp prop{};
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+    return "cublaslt-choices 1 " + std::to_string(cublasLtGetVersion()) + " sm_" + std::to_string(prop.major) +
+           std::to_string(prop.minor) + " " + prop.name;
+}
+
 struct TimingEvent {
     cudaEvent_t event = nullptr;
     TimingEvent() { CUDA_CHECK(cudaEventCreate(&event)); }
@@ -77,6 +87,61 @@ struct TimingEvent {
 };
 
 }  // namespace
+
+std::string LtMatmul::exportChoices(int device) {
+    std::ostringstream out;
+    out << choicesHeader(device) << "\n";
+    std::lock_guard guard(gChoicesMutex);
+    for (const auto& [key, algo] : choices<Shape>()) {
+        if (key.first != device) continue;
+        std::apply([&](const auto&... field) { ((out << static_cast<long long>(field) << ' '), ...); }, key.second);
+        out << std::hex;
+        for (const uint64_t word : algo.data) out << ' ' << word;
+        out << std::dec << "\n";
+    }
+    return out.str();
+}
+
+std::string LtMatmul::importChoices(int device, const std::string& text) {
+    std::istringstream in(text);
+    std::string header;
+    std::getline(in, header);
+    if (header != choicesHeader(device))
+        return "the product algorithms were chosen for \"" + header + "\", this process runs \"" +
+               choicesHeader(device) + "\"";
+    std::map<Shape, cublasLtMatmulAlgo_t> taken;
+    for (std::string line; std::getline(in, line);) {
+        std::istringstream fields(line);
+        Shape shape;
+        bool ok = true;
+        std::apply(
+            [&](auto&... field) {
+                ((ok = ok && [&] {
+                      long long v = 0;
+                      if (!(fields >> v)) return false;
+                      field = static_cast<std::remove_reference_t<decltype(field)>>(v);
+                      return true;
+                  }()),
+                 ...);
+            },
+            shape);
+        cublasLtMatmulAlgo_t algo{};
+        fields >> std::hex;
+        for (uint64_t& word : algo.data) ok = ok && static_cast<bool>(fields >> word);
+        if (!ok) return "damaged product-algorithm line: " + line;
+        taken[shape] = algo;
+    }
+    std::lock_guard guard(gChoicesMutex);
+    for (const auto& [shape, algo] : taken) choices<Shape>()[{device, shape}] = algo;
+    return {};
+}
+
+void LtMatmul::refresh() {
+    std::lock_guard guard(gChoicesMutex);
+    const auto& chosen = choices<Shape>();
+    for (auto& [shape, p] : plans_)
+        if (const auto it = chosen.find({device_, shape}); it != chosen.end()) p.algo = it->second;
+}
 
 LtMatmul::LtMatmul(cudaStream_t stream, int device, void* workspace, size_t workspaceBytes, bool report)
     : stream_(stream), device_(device), report_(report), workspace_(workspace), workspaceBytes_(workspaceBytes) {
@@ -177,6 +242,7 @@ cublasLtMatmulAlgo_t LtMatmul::fastest(const Shape& shape, const Plan& p,
     };
     float firstMs = -1.0f, bestMs = -1.0f;
     int best = -1;
+    std::string all;
     for (int i = 0; i < count; ++i) {
         // A candidate cuBLASLt refuses at run time is passed over.
         if (run(candidates[i].algo) != CUBLAS_STATUS_SUCCESS) continue;
@@ -188,6 +254,11 @@ cublasLtMatmulAlgo_t LtMatmul::fastest(const Shape& shape, const Plan& p,
         float ms = 0.0f;
         CUDA_CHECK(cudaEventElapsedTime(&ms, begin.event, end.event));
         if (!ok) continue;
+        if (report_) {
+            char entry[32];
+            std::snprintf(entry, sizeof entry, "%s%d: %.1f", all.empty() ? "" : ", ", i + 1, 1e3f * ms / kTimedRuns);
+            all += entry;
+        }
         if (i == 0) firstMs = ms;
         if (best < 0 || ms < (best == 0 ? kMustBeat : 1.0f) * bestMs) best = i, bestMs = ms;
     }
@@ -196,9 +267,10 @@ cublasLtMatmulAlgo_t LtMatmul::fastest(const Shape& shape, const Plan& p,
         const auto [transA, transB, m, n, k, lda, ldb, ldd, type, alignA, alignB, alignD, batch, strideA, strideB,
                     strideD] = shape;
         std::fprintf(stderr,
-                     "cuBLASLt %c%c m=%d n=%d k=%d%s, batch %d: heuristic's first %.1f us, candidate %d of %d %.1f us\n",
-                     transA ? 'T' : 'N', transB ? 'T' : 'N', m, n, k, type == CUDA_R_16BF ? " bf16" : "", batch,
-                     1e3f * firstMs / kTimedRuns, best + 1, count, 1e3f * bestMs / kTimedRuns);
+                     "cuBLASLt %c%c m=%d n=%d k=%d%s%s, batch %d: heuristic's first %.1f us, candidate %d of %d %.1f us (%s)\n",
+                     transA ? 'T' : 'N', transB ? 'T' : 'N', m, n, k, type == CUDA_R_16BF ? " bf16" : "",
+                     trial.beta != 0.0f ? " +C" : "", batch, 1e3f * firstMs / kTimedRuns, best + 1, count,
+                     1e3f * bestMs / kTimedRuns, all.c_str());
     }
     return candidates[best].algo;
 }

@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <map>
+#include <string>
 #include <tuple>
 
 namespace relora::gpu {
@@ -32,7 +33,8 @@ struct LtBatch {
 class LtMatmul {
 public:
     // Products run on `stream` of `device` with `workspace` (bytes) as
-    // cuBLASLt's scratch. `report` prints each timed choice to stderr.
+    // cuBLASLt's scratch. `report` prints each timed choice, with every
+    // candidate's time, to stderr.
     LtMatmul(cudaStream_t stream, int device, void* workspace, size_t workspaceBytes, bool report);
     ~LtMatmul();
     LtMatmul(const LtMatmul&) = delete;
@@ -44,6 +46,17 @@ public:
     void matmul(bool transA, bool transB, int m, int n, int k, float alpha, const void* A, int lda,
                 const void* B, int ldb, float beta, const void* C, void* D, int ldd, cudaDataType_t out,
                 const LtBatch& batch = {});
+
+    // The process's choices for `device` as text: a line naming the GPU
+    // model and the cuBLASLt version, then a line per product shape.
+    static std::string exportChoices(int device);
+    // Takes choices written by exportChoices (overriding this process's for
+    // the same shapes); "" when taken, otherwise why not: another GPU model
+    // or cuBLASLt version (whose algorithms need not exist or round alike
+    // here), or damaged text. Existing LtMatmuls see them after refresh().
+    static std::string importChoices(int device, const std::string& text);
+    // Plans made before an import take its algorithms.
+    void refresh();
 
 private:
     // Everything the heuristic's choice depends on, pointer alignment included.
