@@ -20,7 +20,8 @@ void writeCheckpoint(const std::string& path, const CheckpointData& data) {
                              {"restart_count", data.restartCount},
                              {"sampler_position", data.samplerPosition},
                              {"lora_enabled", data.loraEnabled},
-                             {"counters", data.counters}};
+                             {"counters", data.counters},
+                             {"product_choices", data.productChoices}};
     nlohmann::json index = nlohmann::json::array();
     for (const auto& [name, values] : data.tensors) index.push_back({name, values.size()});
     header["tensors"] = index;
@@ -64,6 +65,7 @@ CheckpointData readCheckpoint(const std::string& path) {
         data.samplerPosition = header.at("sampler_position").get<uint64_t>();
         data.loraEnabled = header.at("lora_enabled").get<bool>();
         data.counters = header.at("counters").get<std::map<std::string, int64_t>>();
+        data.productChoices = header.value("product_choices", std::string());
         for (const auto& entry : header.at("tensors")) {
             auto& values = data.tensors[entry.at(0).get<std::string>()];
             values.resize(entry.at(1).get<size_t>());

@@ -1,6 +1,7 @@
 // Checkpoint files: everything a run needs to continue exactly where it
 // stopped (weights, LoRA factors, AdamW moments and step counts, the learned
-// update's reference, the step, the restart count and the data position).
+// update's reference, the step, the restart count and the data position),
+// and the backend's product choices, which decide how its products round.
 //
 // Format: "RELORA-CKPT 1\n", a JSON header line (spec, trainer state, tensor
 // index), then the tensors' float32 data back to back. Written to a
@@ -23,6 +24,7 @@ struct CheckpointData {
     bool loraEnabled = false;
     std::map<std::string, std::vector<float>> tensors;  // "w:<name>", "m:<name>", "v:<name>", "ref:<i>"
     std::map<std::string, int64_t> counters;            // "updates:<name>"
+    std::string productChoices;                         // Backend::productChoices(); "" in older files
 };
 
 void writeCheckpoint(const std::string& path, const CheckpointData& data);

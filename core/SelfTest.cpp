@@ -1,6 +1,7 @@
 #include "core/SelfTest.h"
 
 #include "core/Backend.h"
+#include "core/Checkpoint.h"
 #include "core/CounterRng.h"
 #include "core/ReLoRA.h"
 #include "core/Trainer.h"
@@ -317,6 +318,7 @@ public:
         pruning(PruneMode::Magnitude, 0.9f);
         determinism(Method::FullRank);
         determinism(Method::ReLoRA);
+        resumeFromCheckpoint();
         loraStartsAsBase();
     }
 
@@ -1268,6 +1270,51 @@ private:
             if (!std::isfinite(first.losses.back())) worst = kNaN;
             judge(c, worst, std::to_string(differing) + " of " + std::to_string(first.losses.size()) +
                                 " steps differ (loss and gradient norm compared bitwise)");
+        });
+    }
+
+    // A checkpoint taken by one backend and restored into another continues
+    // the run bit for bit (ReLoRA across a restart), and the backend takes
+    // its own product choices back but refuses those of another GPU model.
+    void resumeFromCheckpoint() {
+        check("(e) bf16 relora: resumed from a checkpoint, bit-identical", 0.0, [&](SelfTestCheck& c) {
+            RunSpec s = spec(Method::ReLoRA, 20);
+            s.relora.resetInterval = 8;
+            constexpr int kStopAt = 10;
+            std::vector<double> straight, resumed;
+            {
+                auto be = be_.test(true);
+                Trainer t(s, *be);
+                while (t.currentStep() < s.train.steps) straight.push_back(t.step().loss);
+            }
+            CheckpointData saved;
+            {
+                auto be = be_.test(true);
+                Trainer t(s, *be);
+                while (t.currentStep() < kStopAt) resumed.push_back(t.step().loss);
+                saved = t.checkpoint();
+            }
+            auto be = be_.test(true);
+            if (const std::string why = be->adoptProductChoices(saved.productChoices); !why.empty())
+                throw std::runtime_error("own product choices refused: " + why);
+            if (const size_t eol = saved.productChoices.find('\n'); eol != std::string::npos) {
+                const std::string foreign = "cublaslt-choices 1 0 sm_00 another GPU" + saved.productChoices.substr(eol);
+                if (be->adoptProductChoices(foreign).empty())
+                    throw std::runtime_error("product choices made on another GPU model were taken");
+            }
+            Trainer t(s, *be);
+            t.restore(saved);
+            while (t.currentStep() < s.train.steps) resumed.push_back(t.step().loss);
+            size_t differing = 0;
+            double worst = 0;
+            for (size_t i = 0; i < straight.size(); ++i)
+                if (std::memcmp(&straight[i], &resumed[i], sizeof(double)) != 0) {
+                    ++differing;
+                    worst = std::max({worst, std::fabs(straight[i] - resumed[i]), std::numeric_limits<double>::min()});
+                }
+            judge(c, std::isfinite(straight.back()) ? worst : kNaN,
+                  std::to_string(differing) + " of " + std::to_string(straight.size()) + " losses differ (stopped at step " +
+                      std::to_string(kStopAt) + ", compared bitwise)");
         });
     }
 

@@ -291,6 +291,7 @@ CheckpointData Trainer::checkpoint() {
     d.restartCount = restartCount_;
     d.samplerPosition = sampler_->position();
     d.loraEnabled = model_->hasLoRA();
+    d.productChoices = backend_.productChoices();
     const auto read = [&](const float* src, size_t n) {
         std::vector<float> host(n);
         backend_.download(host.data(), src, n);
@@ -336,6 +337,8 @@ void Trainer::restore(const CheckpointData& d) {
     step_ = d.step;
     restartCount_ = d.restartCount;
     sampler_->setPosition(d.samplerPosition);
+    if (const std::string why = backend_.adoptProductChoices(d.productChoices); !why.empty() && sink_)
+        sink_->event(step_, "products_retuned", why + "; the continuation may differ in the last bits");
 }
 
 RunOutcome Trainer::run(TrainerControl& control,

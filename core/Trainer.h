@@ -94,7 +94,9 @@ public:
     std::optional<Evaluation> finishEvaluation(bool wait);
 
     // The complete state of the run now, and its restoration into a trainer
-    // built from the same spec (bit-identical continuation on the CPU).
+    // built from the same spec: a bit-identical continuation, on the GPU too
+    // where the backend can adopt the checkpoint's product choices (an
+    // event "products_retuned" says when it cannot).
     CheckpointData checkpoint();
     void restore(const CheckpointData& data);
 

@@ -1,6 +1,7 @@
 // Checkpoints: a run stopped, saved, and resumed in a fresh trainer gives
 // bit-identical losses to an uninterrupted run on the CPU backend, across
-// ReLoRA restarts and the warm-start switch; damaged files are refused.
+// ReLoRA restarts and the warm-start switch; damaged files are refused; the
+// backend's product choices travel with the checkpoint.
 #include "core/Trainer.h"
 #include "core/cpu/CpuBackend.h"
 
@@ -34,6 +35,8 @@ private slots:
     void resumeIsBitIdentical_data();
     void resumeIsBitIdentical();
     void damagedFilesAreRefused();
+    void productChoicesTravel_data();
+    void productChoicesTravel();
 };
 
 void TestCheckpoint::resumeIsBitIdentical_data() {
@@ -95,6 +98,35 @@ void TestCheckpoint::damagedFilesAreRefused() {
     Trainer u(other, be);
     writeCheckpoint(path, u.checkpoint());
     QVERIFY_THROWS_EXCEPTION(std::runtime_error, t.restore(readCheckpoint(path)));
+}
+
+void TestCheckpoint::productChoicesTravel_data() {
+    QTest::addColumn<QString>("header");  // the checkpoint's JSON header line
+    QTest::addColumn<QString>("choices");
+    QTest::newRow("several lines") << QString() << "cublaslt-choices 1 130000 sm_90 GPU\n0 1 768 16384 768 ff 1a\n";
+    QTest::newRow("none (the CPU backend)") << QString() << QString();
+    QTest::newRow("a file from before the field")
+        << R"({"spec":"{}","step":3,"restart_count":0,"sampler_position":7,"lora_enabled":false,"counters":{},"tensors":[]})"
+        << QString();
+}
+
+void TestCheckpoint::productChoicesTravel() {
+    QFETCH(QString, header);
+    QFETCH(QString, choices);
+    QTemporaryDir dir;
+    const std::string path = dir.filePath("run.ckpt").toStdString();
+    if (header.isEmpty()) {
+        CheckpointData d;
+        d.specJson = "{}";
+        d.step = 3;
+        d.productChoices = choices.toStdString();
+        writeCheckpoint(path, d);
+    } else {
+        std::ofstream(path) << "RELORA-CKPT 1\n" << header.toStdString() << "\n";
+    }
+    const CheckpointData back = readCheckpoint(path);
+    QCOMPARE(back.step, 3);
+    QCOMPARE(QString::fromStdString(back.productChoices), choices);
 }
 
 QTEST_GUILESS_MAIN(TestCheckpoint)
