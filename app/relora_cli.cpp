@@ -52,8 +52,11 @@ commands:
                           check a spec; lists every problem with its field
   bench [--preset P] [--method full|lora|relora|all] [--batch 8] [--context 256]
         [--steps 20] [--warmup 3] [--threads N] [--backend B] [--rank R] [--json] [--costs]
+        [--product-choices FILE]
                           training throughput per method on synthetic tokens; --costs adds
-                          what an evaluation and a ReLoRA merge cost next to training
+                          what an evaluation and a ReLoRA merge cost next to training;
+                          --product-choices takes the GPU's product algorithms from FILE,
+                          or writes them there when FILE does not exist (for profilers)
   selftest [--backend auto|cpu|cuda] [--steps 100]
                           check a backend against the CPU reference on a small model
                           (ops, fp32 gradients, bf16 loss curves, merges, pruning,

@@ -8,6 +8,10 @@
 //                steps without one; the median of three rounds
 //   merge        one ReLoRA merge with optimizer pruning, per layer; the
 //                median of three after one untimed merge
+// --product-choices FILE takes the backend's product algorithms from FILE,
+// or writes the first method's there when FILE does not exist yet: a
+// profiler's run (whose timings of candidates mean nothing) then
+// multiplies as an unprofiled one did.
 #include "app/cli/Commands.h"
 #include "core/ReLoRA.h"
 #include "core/Trainer.h"
@@ -15,6 +19,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
 #include <vector>
 
 namespace relora::cli {
@@ -78,12 +85,18 @@ MeasurementCosts measurementCosts(Trainer& trainer, Backend& backend) {
     return c;
 }
 
+void writeTextFile(const std::string& path, const std::string& text) {
+    std::ofstream out(path, std::ios::trunc);
+    out << text;
+    if (!out.flush()) throw std::runtime_error("cannot write " + path);
+}
+
 }  // namespace
 
 int benchCommand(const std::vector<std::string>& args) {
     const Arguments a(args, {"json", "costs"},
                       {"preset", "method", "batch", "context", "steps", "warmup", "threads",
-                       "backend", "rank", "set"});
+                       "backend", "rank", "set", "product-choices"});
     if (!a.positionals().empty()) throw UsageError("relora bench takes no positional arguments");
     const std::string which = a.valueOr("method", "all");
     std::vector<Method> methods;
@@ -120,6 +133,12 @@ int benchCommand(const std::vector<std::string>& args) {
         spec.train.steps = warmup + steps + (costs ? 3 * spec.train.evalInterval : 0);
 
         auto backend = createBackendFor(spec);
+        const std::string choicesPath = a.valueOr("product-choices", "");
+        const bool adoptChoices = !choicesPath.empty() && std::filesystem::exists(choicesPath);
+        if (adoptChoices) {
+            if (const std::string why = backend->adoptProductChoices(readTextFile(choicesPath, "product choices")); !why.empty())
+                throw std::runtime_error(choicesPath + ": " + why);
+        }
         Trainer trainer(spec, *backend);
         for (int i = 0; i < warmup; ++i) trainer.step();
         std::vector<double> seconds;
@@ -129,6 +148,7 @@ int benchCommand(const std::vector<std::string>& args) {
         const double mean = total / steps;
         const double tps = static_cast<double>(trainer.tokensPerStep()) / mean;
         backend->synchronize();
+        if (!choicesPath.empty() && !adoptChoices) writeTextFile(choicesPath, backend->productChoices());
         const double peakMiB = static_cast<double>(backend->peakMemoryBytes()) / (1024.0 * 1024.0);
         const MeasurementCosts c = costs ? measurementCosts(trainer, *backend) : MeasurementCosts{};
         if (a.flag("json")) {

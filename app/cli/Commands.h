@@ -30,6 +30,9 @@ int benchCommand(const std::vector<std::string>& args);
 int headlineCommand(const std::vector<std::string>& args);   // app/cli/ExperimentCommands.cpp
 int sweepCommand(const std::vector<std::string>& args);      // app/cli/ExperimentCommands.cpp
 
+// The whole file; std::runtime_error "cannot read <what> '<path>'" otherwise.
+std::string readTextFile(const std::string& path, const std::string& what);
+
 // A run id as typed ("3" or "#3"); UsageError otherwise.
 int64_t runIdArgument(const std::string& text);
 

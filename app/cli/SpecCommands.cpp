@@ -6,15 +6,16 @@
 #include <sstream>
 
 namespace relora::cli {
-namespace {
 
-std::string readFile(const std::string& path) {
+std::string readTextFile(const std::string& path, const std::string& what) {
     std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error("cannot read spec file '" + path + "'");
+    if (!in) throw std::runtime_error("cannot read " + what + " '" + path + "'");
     std::ostringstream s;
     s << in.rdbuf();
     return s.str();
 }
+
+namespace {
 
 Method methodOption(const Arguments& a) {
     const std::string name = a.valueOr("method", "relora");
@@ -38,7 +39,7 @@ RunSpec loadSpec(const Arguments& a) {
     } else {
         if (a.value("method") || a.value("preset"))
             throw UsageError("--method and --preset choose a default spec; with a spec file use --set");
-        json = readFile(a.positionals().front());
+        json = readTextFile(a.positionals().front(), "spec file");
     }
     if (auto b = a.value("backend")) json = applyOverride(json, "backend=\"" + *b + "\"");
     if (auto t = a.value("threads")) json = applyOverride(json, "train.threads=" + *t);
