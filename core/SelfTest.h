@@ -9,7 +9,8 @@
 //   (c) a ReLoRA merge keeps the logits (fp32)
 //   (d) each pruning mode zeroes the expected fraction of the factors'
 //       moments, the same entries as the reference, and nothing else
-//   (e) two identical 20-step runs give bit-identical losses
+//   (e) two identical 20-step runs give bit-identical losses, and so does a
+//       run stopped, checkpointed and restored into a fresh backend
 //   (f) LoRA at step 0 computes exactly the base model
 // For the CPU backend the tested backend is a 1-thread CpuBackend and the
 // reference one on all cores (what CI runs); for CUDA the reference is the
