@@ -52,6 +52,7 @@ private slots:
     void runWritesMetricsFile();
     void interruptStopsCleanly();
     void benchCostsReportsEveryFigure();
+    void benchProductChoicesFile();
 };
 
 void TestCli::badInvocations_data() {
@@ -169,6 +170,23 @@ void TestCli::benchCostsReportsEveryFigure() {
     QCOMPARE(o["eval_interval"].toInt(), 3);
     QVERIFY(std::isfinite(o["eval_overhead_pct"].toDouble()));
     QVERIFY(o["merge_ms_per_layer"].toDouble() > 0);  // ReLoRA: merges timed
+}
+
+// The file is written by the first bench and read by the next (the CPU
+// backend's choices are empty); one that cannot be written is an error.
+void TestCli::benchProductChoicesFile() {
+    QTemporaryDir dir;
+    const QString file = dir.filePath("choices.txt");
+    const QStringList bench = QStringList{"bench", "--method", "full", "--steps", "2", "--warmup", "1",
+                                          "--threads", "1"} + kSmall;
+    Result r = relora(bench + QStringList{"--product-choices", file});
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    QVERIFY(QFile::exists(file));
+    r = relora(bench + QStringList{"--product-choices", file});
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    r = relora(bench + QStringList{"--product-choices", dir.filePath("missing/choices.txt")});
+    QCOMPARE(r.code, 1);
+    QVERIFY2(r.err.contains("cannot write"), qPrintable(r.err));
 }
 
 QTEST_GUILESS_MAIN(TestCli)
