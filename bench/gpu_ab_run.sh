@@ -9,15 +9,23 @@
 #   git archive <rev> -o .devdeps/base.tar          # here, before the call
 #   BASE=.devdeps/base.tar CFGS="60m full,130m full,60m lora" PAIRS=4 STEPS=40 bash bench/gpu_ab_run.sh
 # (BATCH and CONTEXT, default 32 and 512, set the benches' shape.)
+# Without BASE but with OLD_ENV, "old" is the working tree's own build run
+# with those environment settings, for a change behind a switch:
+#   OLD_ENV="RELORA_CUDA_DEPENDENT_LAUNCH=0" CFGS="60m full" bash bench/gpu_ab_run.sh
 # Logs go to $OUT (default /tmp/out).
 set -o pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
-BASE=${BASE:-.devdeps/base.tar}; CFGS=${CFGS:-60m full,130m full}; PAIRS=${PAIRS:-4}; STEPS=${STEPS:-40}
-[ -f "$BASE" ] || { echo "no base tarball at $BASE (git archive <rev> -o $BASE)"; exit 1; }
+CFGS=${CFGS:-60m full,130m full}; PAIRS=${PAIRS:-4}; STEPS=${STEPS:-40}
+[ -z "$OLD_ENV" ] && BASE=${BASE:-.devdeps/base.tar}
+[ -z "$BASE" ] || [ -f "$BASE" ] || { echo "no base tarball at $BASE (git archive <rev> -o $BASE)"; exit 1; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee $OUT/gpu.txt
-rm -rf /tmp/ab-base && mkdir -p /tmp/ab-base && tar -xf "$BASE" -C /tmp/ab-base
 bash bench/gpu_build.sh . /tmp/build $OUT/new || exit 1
-bash bench/gpu_build.sh /tmp/ab-base /tmp/build-base $OUT/old || exit 1
+OLD_RELORA=/tmp/build/app/relora
+if [ -n "$BASE" ]; then
+  rm -rf /tmp/ab-base && mkdir -p /tmp/ab-base && tar -xf "$BASE" -C /tmp/ab-base
+  bash bench/gpu_build.sh /tmp/ab-base /tmp/build-base $OUT/old || exit 1
+  OLD_RELORA=/tmp/build-base/app/relora
+fi
 A="--backend cuda --batch ${BATCH:-32} --context ${CONTEXT:-512} --set model.vocab=32000 --steps $STEPS"
 IFS=',' read -ra configs <<< "$CFGS"
 for ((pair = 1; pair <= PAIRS; ++pair)); do
@@ -25,8 +33,8 @@ for ((pair = 1; pair <= PAIRS; ++pair)); do
     read -r preset method <<< "$cfg"
     order="old new"; [ $((pair % 2)) = 0 ] && order="new old"
     for v in $order; do
-      R=/tmp/build/app/relora; [ $v = old ] && R=/tmp/build-base/app/relora
-      tps=$(cd /tmp && timeout 120 $R bench $A --preset $preset --method $method 2>/dev/null | awk 'END { print $3 }')
+      R=/tmp/build/app/relora; E=; [ $v = old ] && R=$OLD_RELORA && E=$OLD_ENV
+      tps=$(cd /tmp && env $E timeout 120 $R bench $A --preset $preset --method $method 2>/dev/null | awk 'END { print $3 }')
       echo "$preset $method $v $tps" | tee -a $OUT/ab.txt
     done
   done
