@@ -68,8 +68,8 @@ void CudaBackend::attentionForward(float* out, float* probs, float* qkv, size_t 
         withStorage(out, [&](auto* o) {
             withStorage(static_cast<const float*>(qkv), [&](const auto* q) {
                 requireFlashAligned(q);
-                if (D == 64) launch(flash::flash_forward_kernel<64>, grid, flash::kThreadsFA, 0, o, probs, q, t, h, scaleLog2);
-                else launch(flash::flash_forward_kernel<32>, grid, flash::kThreadsFA, 0, o, probs, q, t, h, scaleLog2);
+                if (D == 64) flash::flash_forward_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(o, probs, q, t, h, scaleLog2);
+                else flash::flash_forward_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(o, probs, q, t, h, scaleLog2);
             });
         });
         CUDA_CHECK_LAUNCH("flash_forward_kernel");
@@ -88,7 +88,7 @@ void CudaBackend::attentionForward(float* out, float* probs, float* qkv, size_t 
                            probs + o * hb.outerP, T, hb.strideP, hb.batch);
     }
     const size_t rows = B * H * T;
-    launch(causal_softmax_kernel, gridFor(rows * 32), kThreads, 0, probs, rows, T);
+    causal_softmax_kernel<<<gridFor(rows * 32), kThreads, 0, stream_>>>(probs, rows, T);
     CUDA_CHECK_LAUNCH("causal_softmax_kernel");
     // out(T,D) = P(T,T) · v(T,D), written into out's (N,C) row blocks
     for (size_t o = 0; o < hb.outer; ++o) {
@@ -105,7 +105,6 @@ void CudaBackend::attentionBackward(float* dqkv, const float* dout, const float*
     if (B * T * H * D == 0) return;
     if (flashAttention(D)) {
         auto* delta = static_cast<float*>(ensure(attentionDelta_, B * H * T * sizeof(float)));
-        const float* deltaIn = delta;  // what the dK/dV kernel reads
         const int t = static_cast<int>(T), h = static_cast<int>(H);
         const dim3 grid = flash::flash_grid(B, H, T);
         const float scale = 1.0f / std::sqrt(static_cast<float>(D)), scaleLog2 = flash::kLog2e * scale;
@@ -119,17 +118,17 @@ void CudaBackend::attentionBackward(float* dqkv, const float* dout, const float*
             requireFlashAligned(o);
             requireFlashAligned(dO);
             if (D == 64) {
-                launch(flash::flash_backward_dq_kernel<64>, grid, flash::kThreadsFA, 0,
+                flash::flash_backward_dq_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(
                     dq, delta, dO, o, q, probs, cosT, sinT, t, h, scale, scaleLog2);
                 CUDA_CHECK_LAUNCH("flash_backward_dq_kernel");
-                launch(flash::flash_backward_dkdv_kernel<64>, grid, flash::kThreadsFA, 0,
-                    dq, dO, q, probs, deltaIn, cosT, sinT, t, h, scale, scaleLog2);
+                flash::flash_backward_dkdv_kernel<64><<<grid, flash::kThreadsFA, 0, stream_>>>(
+                    dq, dO, q, probs, delta, cosT, sinT, t, h, scale, scaleLog2);
             } else {
-                launch(flash::flash_backward_dq_kernel<32>, grid, flash::kThreadsFA, 0,
+                flash::flash_backward_dq_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(
                     dq, delta, dO, o, q, probs, cosT, sinT, t, h, scale, scaleLog2);
                 CUDA_CHECK_LAUNCH("flash_backward_dq_kernel");
-                launch(flash::flash_backward_dkdv_kernel<32>, grid, flash::kThreadsFA, 0,
-                    dq, dO, q, probs, deltaIn, cosT, sinT, t, h, scale, scaleLog2);
+                flash::flash_backward_dkdv_kernel<32><<<grid, flash::kThreadsFA, 0, stream_>>>(
+                    dq, dO, q, probs, delta, cosT, sinT, t, h, scale, scaleLog2);
             }
             CUDA_CHECK_LAUNCH("flash_backward_dkdv_kernel");
         };
@@ -168,7 +167,7 @@ void CudaBackend::attentionBackward(float* dqkv, const float* dout, const float*
                            hb.strideQkv, hb.batch);
     }
     const size_t rows = B * H * T;
-    launch(causal_softmax_backward_kernel, gridFor(rows * 32), kThreads, 0, dP, probs, rows, T, scale);
+    causal_softmax_backward_kernel<<<gridFor(rows * 32), kThreads, 0, stream_>>>(dP, probs, rows, T, scale);
     CUDA_CHECK_LAUNCH("causal_softmax_backward_kernel");
     for (size_t o = 0; o < hb.outer; ++o) {
         const float* q = qkv + o * hb.outerQkv;

@@ -91,13 +91,6 @@ CudaBackend::CudaBackend(const BackendOptions& options) : bf16_(options.bf16MatM
         CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
         deviceName_ = prop.name;
         smCount_ = prop.multiProcessorCount;
-        // Dependent launches (sm_90 on): a kernel's blocks are scheduled
-        // while the previous kernel's last blocks run, and wait inside for
-        // its results, which hides the launch latency between kernels.
-        const char* dependentEnv = std::getenv("RELORA_CUDA_DEPENDENT_LAUNCH");
-        dependentLaunch_ = prop.major >= 9 && !(dependentEnv && dependentEnv[0] == '0');
-        dependentLaunchAttribute_.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        dependentLaunchAttribute_.val.programmaticStreamSerializationAllowed = 1;
         // The main stream first, the deferred products' side stream (default
         // priority, the lowest) where SMs are left: the main stream holds
         // the step's critical path (on the H100 this ran 60m 0.5-1.4 % faster).
@@ -524,7 +517,7 @@ const __nv_bfloat16* CudaBackend::bf16Operand(const float* src, size_t rows, siz
     Bf16Operand* slot = nullptr;
     if (const __nv_bfloat16* cached = cachedBf16Operand(src, rows, cols, ld, ld16, &slot)) return cached;
     __nv_bfloat16* copy = claimBf16Operand(src, rows, cols, ld);
-    launch(to_bf16_kernel, gridFor(rows * cols / 4 + 1), kThreads, 0, copy, src, rows, cols, ld);
+    to_bf16_kernel<<<gridFor(rows * cols / 4 + 1), kThreads, 0, stream_>>>(copy, src, rows, cols, ld);
     CUDA_CHECK_LAUNCH("to_bf16_kernel");
     *ld16 = cols;
     return copy;
@@ -570,13 +563,13 @@ const float* CudaBackend::widened(const float* x, size_t n, Scratch& scratch) {
     const __nv_bfloat16* x16 = storedBf16(x);
     if (!x16) return x;
     auto* wide = static_cast<float*>(ensure(scratch, n * sizeof(float)));
-    launch(to_float_kernel, gridFor(n), kThreads, 0, wide, x16, n);
+    to_float_kernel<<<gridFor(n), kThreads, 0, stream_>>>(wide, x16, n);
     CUDA_CHECK_LAUNCH("to_float_kernel");
     return wide;
 }
 
 void CudaBackend::narrow(__nv_bfloat16* out, const float* x, size_t n) {
-    launch(to_bf16_kernel, gridFor(n / 4 + 1), kThreads, 0, out, x, 1, n, n);
+    to_bf16_kernel<<<gridFor(n / 4 + 1), kThreads, 0, stream_>>>(out, x, 1, n, n);
     CUDA_CHECK_LAUNCH("to_bf16_kernel");
 }
 
@@ -656,10 +649,10 @@ void CudaBackend::reduce(float* out, const float* x, size_t n, bool squares, boo
     const size_t perBlock = static_cast<size_t>(kThreads) * 8;
     const int blocks = static_cast<int>(std::clamp<size_t>((n + perBlock - 1) / perBlock, 1, kReduceBlocks));
     auto* partials = static_cast<double*>(reducePartials_.ptr);
-    if (squares) launch(reduce_partials_kernel<true>, blocks, kThreads, 0, partials, x, n);
-    else launch(reduce_partials_kernel<false>, blocks, kThreads, 0, partials, x, n);
+    if (squares) reduce_partials_kernel<true><<<blocks, kThreads, 0, stream_>>>(partials, x, n);
+    else reduce_partials_kernel<false><<<blocks, kThreads, 0, stream_>>>(partials, x, n);
     CUDA_CHECK_LAUNCH("reduce_partials_kernel");
-    launch(reduce_finish_kernel, 1, kThreads, 0, out, partials, blocks, accumulate ? 1 : 0);
+    reduce_finish_kernel<<<1, kThreads, 0, stream_>>>(out, partials, blocks, accumulate ? 1 : 0);
     CUDA_CHECK_LAUNCH("reduce_finish_kernel");
 }
 
@@ -671,7 +664,7 @@ void CudaBackend::sumSquaresAccumulate(float* acc, const float* x, size_t n) {
 
 void CudaBackend::finishGradNorm(float* state, const float* acc, const float* loss, float maxNorm) {
     RELORA_OP("finishGradNorm");
-    launch(finish_grad_norm_kernel, 1, 1, 0, state, acc, loss, maxNorm);
+    finish_grad_norm_kernel<<<1, 1, 0, stream_>>>(state, acc, loss, maxNorm);
     CUDA_CHECK_LAUNCH("finish_grad_norm_kernel");
 }
 
@@ -683,8 +676,8 @@ void CudaBackend::adamw(float* param, const float* grad, float* m, float* v, siz
     const float bc1 = 1.0f - std::pow(beta1, static_cast<float>(step));
     const float bc2 = 1.0f - std::pow(beta2, static_cast<float>(step));
     const float decay = 1.0f - lr * weightDecay;
-    launch(adamw_kernel, gridFor(n), kThreads, 0, param, grad, m, v, n, lr, beta1, beta2, eps, decay, bc1, bc2,
-           state);
+    adamw_kernel<<<gridFor(n), kThreads, 0, stream_>>>(param, grad, m, v, n, lr, beta1, beta2, eps, decay, bc1,
+                                                       bc2, state);
     CUDA_CHECK_LAUNCH("adamw_kernel");
 }
 
@@ -836,7 +829,7 @@ void CudaBackend::foldLowRank(const std::vector<LowRankFold>& folds) {
     }
     long long chunks = 0;
     uploadIfChanged(foldTable_, foldTableHost_, chunkedTable(narrows, &chunks));
-    launch(multi_to_bf16_kernel, static_cast<unsigned>(std::min<long long>(chunks, kMaxGridBlocks)), kThreads, 0,
+    multi_to_bf16_kernel<<<static_cast<unsigned>(std::min<long long>(chunks, kMaxGridBlocks)), kThreads, 0, stream_>>>(
         tableEntries<NarrowEntry>(foldTable_.ptr), tableFirstChunk<NarrowEntry>(foldTable_.ptr, narrows.size()),
         static_cast<int>(narrows.size()), chunks);
     CUDA_CHECK_LAUNCH("multi_to_bf16_kernel");
@@ -844,7 +837,7 @@ void CudaBackend::foldLowRank(const std::vector<LowRankFold>& folds) {
     long long tiles = 0;
     uploadIfChanged(foldSegments_, foldSegmentsHost_,
                     chunkedTable(segments, &tiles, [](const FoldSegment& s) { return foldTiles(s.rows, s.cols); }));
-    launch(fold_low_rank_kernel, static_cast<unsigned>(tiles), Fold::kThreads, Fold::kSharedBytes,
+    fold_low_rank_kernel<<<static_cast<unsigned>(tiles), Fold::kThreads, Fold::kSharedBytes, stream_>>>(
         tableEntries<FoldSegment>(foldSegments_.ptr), tableFirstChunk<FoldSegment>(foldSegments_.ptr, segments.size()),
         static_cast<int>(segments.size()));
     CUDA_CHECK_LAUNCH("fold_low_rank_kernel");
@@ -856,11 +849,11 @@ void CudaBackend::sumSquaresAccumulateAll(float* acc, const std::vector<Optimize
     const long long chunks = uploadTensorTable(tensors);
     auto* partials = static_cast<double*>(ensure(tensorPartials_, static_cast<size_t>(chunks) * sizeof(double)));
     const unsigned blocks = static_cast<unsigned>(std::min<long long>(chunks, kMaxGridBlocks));
-    launch(multi_sum_squares_kernel, blocks, kThreads, 0,
+    multi_sum_squares_kernel<<<blocks, kThreads, 0, stream_>>>(
         partials, tableEntries<TensorEntry>(tensorTable_.ptr), tableFirstChunk<TensorEntry>(tensorTable_.ptr, tensorTableCount_),
         tensorTableCount_, chunks);
     CUDA_CHECK_LAUNCH("multi_sum_squares_kernel");
-    launch(reduce_finish_kernel, 1, kThreads, 0, acc, partials, static_cast<int>(chunks), 1);
+    reduce_finish_kernel<<<1, kThreads, 0, stream_>>>(acc, partials, static_cast<int>(chunks), 1);
     CUDA_CHECK_LAUNCH("reduce_finish_kernel");
 }
 
@@ -870,7 +863,7 @@ void CudaBackend::adamwAll(const std::vector<OptimizerTensor>& tensors, const Ad
     if (tensors.empty()) return;
     const long long chunks = uploadTensorTable(tensors);
     const unsigned blocks = static_cast<unsigned>(std::min<long long>(chunks, kMaxGridBlocks));
-    launch(multi_adamw_kernel, blocks, kThreads, 0,
+    multi_adamw_kernel<<<blocks, kThreads, 0, stream_>>>(
         tableEntries<TensorEntry>(tensorTable_.ptr), tableFirstChunk<TensorEntry>(tensorTable_.ptr, tensorTableCount_), tensorTableCount_,
         chunks, tensors[0].step, s.lr, s.beta1, s.beta2, s.eps, state);
     CUDA_CHECK_LAUNCH("multi_adamw_kernel");
@@ -889,7 +882,7 @@ void CudaBackend::adamwAll(const std::vector<OptimizerTensor>& tensors, const Ad
 void CudaBackend::zeroWhereZero(float* x, const float* ref, size_t n) {
     RELORA_OP_WRITES("zeroWhereZero", {x, n});
     if (n == 0) return;
-    launch(zero_where_zero_kernel, gridFor(n), kThreads, 0, x, ref, n);
+    zero_where_zero_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, ref, n);
     CUDA_CHECK_LAUNCH("zero_where_zero_kernel");
 }
 
@@ -925,7 +918,7 @@ void CudaBackend::pruneMagnitudeAll(const std::vector<TensorRef>& tensors, float
         auto* sorted = static_cast<unsigned long long*>(ensure(pruneSorted_, total * sizeof(unsigned long long)));
         const int count = static_cast<int>(group.size());
         const unsigned blocks = static_cast<unsigned>(std::min<long long>(chunks, kMaxGridBlocks));
-        launch(magnitude_keys_kernel, blocks, kThreads, 0, keys, entries, firstChunk, count, chunks);
+        magnitude_keys_kernel<<<blocks, kThreads, 0, stream_>>>(keys, entries, firstChunk, count, chunks);
         CUDA_CHECK_LAUNCH("magnitude_keys_kernel");
         // Only the bits in use: 32 of magnitude and enough for the tensor index.
         int endBit = 32;
@@ -936,7 +929,7 @@ void CudaBackend::pruneMagnitudeAll(const std::vector<TensorRef>& tensors, float
         void* temp = ensure(pruneTemp_, tempBytes);
         CUDA_CHECK(cub::DeviceRadixSort::SortKeys(temp, tempBytes, keys, sorted, static_cast<int>(total), 0, endBit,
                                                   stream_));
-        launch(prune_magnitude_kernel, blocks, kThreads, 0, entries, firstChunk, count, chunks, sorted);
+        prune_magnitude_kernel<<<blocks, kThreads, 0, stream_>>>(entries, firstChunk, count, chunks, sorted);
         CUDA_CHECK_LAUNCH("prune_magnitude_kernel");
     }
 }
@@ -976,7 +969,7 @@ void CudaBackend::queueSingularValues(const std::vector<MatrixRef>& matrices) {
             const MatrixRef& m = matrices[group[k]];
             const size_t count = m.rows * m.cols;
             auto* data = static_cast<double*>(ensure(spectraDouble_, count * sizeof(double)));
-            launch(to_double_kernel, gridFor(count), kThreads, 0, data, m.data, count);
+            to_double_kernel<<<gridFor(count), kThreads, 0, stream_>>>(data, m.data, count);
             CUDA_CHECK_LAUNCH("to_double_kernel");
             // Column-major, the row-major (rows, cols) matrix is Mc = Mᵀ (cols, rows), ld = cols:
             // G = Mc·Mcᵀ (cols, cols) when cols <= rows, else Mcᵀ·Mc (rows, rows).

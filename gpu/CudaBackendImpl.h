@@ -17,9 +17,7 @@
 // CUBLAS_COMPUTE_32F_FAST_16BF; two fp32 operands under 1 Mi elements each
 // multiply in TF32). Without bf16MatMul, plain fp32 cuBLAS (no TF32). In
 // bf16 mode attention is flash-style (CudaAttention.cu). RELORA_CUDA_PROFILE=1 times
-// every op with events and prints a table at destruction. Our kernels go
-// through launch(): on sm_90 a dependent launch, whose blocks are scheduled
-// while the kernel before it finishes and wait for its writes inside. The optimizer's
+// every op with events and prints a table at destruction. The optimizer's
 // norm and AdamW run over all tensors in one launch each; AdamW also rounds
 // the new weights into their operand-cache copies, so the next step's
 // products need not convert them again. Reductions use
@@ -42,18 +40,10 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <type_traits>
-#include <utility>
 #include <unordered_map>
 #include <vector>
 
 namespace relora::gpu {
-
-// T, where template argument deduction does not look (launch's kernel type).
-template <typename T>
-struct NonDeduced {
-    using type = T;
-};
 
 class CudaBackend final : public Backend {
 public:
@@ -187,28 +177,6 @@ public:
     // first (RELORA_OP does): the bf16 operand copies may be stale after it.
     void forgetBf16Operands();
 
-    // Launches a kernel of ours on the main stream, the arguments converted
-    // to its parameters' types. With dependent launches (dependentLaunch_)
-    // the kernel may be scheduled while the kernel before it drains, instead
-    // of after: every kernel starts with awaitPriorKernel()
-    // (kernels/common.cuh), so none touches memory before the previous
-    // one's writes are complete and visible. Errors surface at the caller's
-    // CUDA_CHECK_LAUNCH (cudaGetLastError).
-    template <typename... Params, typename... Args>
-    void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t sharedBytes, Args&&... args) {
-        const cudaLaunchConfig_t config = launchConfig(grid, block, sharedBytes);
-        (void)cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
-    }
-    // The same for a kernel template, which deduces its parameter types
-    // from the arguments' (the overload above cannot deduce them, and wins
-    // wherever it applies: its references bind more closely).
-    template <typename... Args>
-    void launch(void (*kernel)(typename NonDeduced<Args>::type...), dim3 grid, dim3 block, size_t sharedBytes,
-                const Args&... args) {
-        const cudaLaunchConfig_t config = launchConfig(grid, block, sharedBytes);
-        (void)cudaLaunchKernelEx(&config, kernel, args...);
-    }
-
     // Op profile (RELORA_CUDA_PROFILE=1): device time per Backend op label,
     // measured with events around each op; printed to stderr at destruction.
     bool profiling() const { return profile_; }
@@ -274,18 +242,6 @@ private:
     // stream's ops on that memory (SideStream), when there is a side stream.
     void beforeWrites(std::initializer_list<Written> ranges);
     void beforeRead(const float* begin, size_t count);
-    // launch's configuration: the main stream, and the dependent-launch
-    // attribute when dependent launches are on.
-    cudaLaunchConfig_t launchConfig(dim3 grid, dim3 block, size_t sharedBytes) {
-        cudaLaunchConfig_t config{};
-        config.gridDim = grid;
-        config.blockDim = block;
-        config.dynamicSmemBytes = sharedBytes;
-        config.stream = stream_;
-        config.attrs = &dependentLaunchAttribute_;
-        config.numAttrs = dependentLaunch_ ? 1 : 0;
-        return config;
-    }
     // The main stream waits for all side-stream work (ops that read any memory).
     void joinSide();
     // The cached bf16 copy of src(rows, cols; ld) or null; *ld16 its row
@@ -318,10 +274,6 @@ private:
     std::unique_ptr<SideStream> side_;
     std::unique_ptr<LtMatmul> sideLt_;
     bool deferredProducts_ = false;
-    // Programmatic dependent launches of our kernels (launch): on sm_90 and
-    // later unless RELORA_CUDA_DEPENDENT_LAUNCH=0.
-    bool dependentLaunch_ = false;
-    cudaLaunchAttribute dependentLaunchAttribute_{};
 
     std::unordered_map<void*, size_t> sizes_;
     std::map<uintptr_t, StoredBf16> bf16Stored_;  // handle -> storage

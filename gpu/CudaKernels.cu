@@ -23,7 +23,7 @@ namespace relora::gpu {
 void CudaBackend::fill(float* x, float value, size_t count) {
     RELORA_OP_WRITES("fill", {x, count});
     if (count == 0) return;
-    launch(fill_kernel, gridFor(count), kThreads, 0, x, value, count);
+    fill_kernel<<<gridFor(count), kThreads, 0, stream_>>>(x, value, count);
     CUDA_CHECK_LAUNCH("fill_kernel");
 }
 
@@ -31,35 +31,35 @@ void CudaBackend::axpy(float* y, float alpha, const float* x, size_t n) {
     RELORA_OP_WRITES("axpy", {y, n});
     if (n == 0) return;
     beforeRead(x, n);
-    withStorage(y, [&](auto* out) { launch(axpy_kernel, gridFor(n), kThreads, 0, out, alpha, x, n); });
+    withStorage(y, [&](auto* out) { axpy_kernel<<<gridFor(n), kThreads, 0, stream_>>>(out, alpha, x, n); });
     CUDA_CHECK_LAUNCH("axpy_kernel");
 }
 
 void CudaBackend::scale(float* x, float alpha, size_t n) {
     RELORA_OP_WRITES("scale", {x, n});
     if (n == 0) return;
-    launch(scale_kernel, gridFor(n), kThreads, 0, x, alpha, n);
+    scale_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, alpha, n);
     CUDA_CHECK_LAUNCH("scale_kernel");
 }
 
 void CudaBackend::multiply(float* out, const float* a, const float* b, size_t n) {
     RELORA_OP_WRITES("multiply", {out, n});
     if (n == 0) return;
-    withStorage(a, [&](const auto* in) { launch(multiply_kernel, gridFor(n), kThreads, 0, out, in, b, n); });
+    withStorage(a, [&](const auto* in) { multiply_kernel<<<gridFor(n), kThreads, 0, stream_>>>(out, in, b, n); });
     CUDA_CHECK_LAUNCH("multiply_kernel");
 }
 
 void CudaBackend::fillNormal(float* x, size_t n, float stddev, uint64_t seed) {
     RELORA_OP_WRITES("fillNormal", {x, n});
     if (n == 0) return;
-    launch(fill_normal_kernel, gridFor(n), kThreads, 0, x, n, stddev, seed);
+    fill_normal_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, n, stddev, seed);
     CUDA_CHECK_LAUNCH("fill_normal_kernel");
 }
 
 void CudaBackend::fillUniform(float* x, size_t n, float bound, uint64_t seed) {
     RELORA_OP_WRITES("fillUniform", {x, n});
     if (n == 0) return;
-    launch(fill_uniform_kernel, gridFor(n), kThreads, 0, x, n, bound, seed);
+    fill_uniform_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, n, bound, seed);
     CUDA_CHECK_LAUNCH("fill_uniform_kernel");
 }
 
@@ -67,14 +67,14 @@ void CudaBackend::dropoutMask(float* mask, size_t n, float p, uint64_t seed) {
     RELORA_OP_WRITES("dropoutMask", {mask, n});
     if (n == 0) return;
     const float keep = 1.0f / (1.0f - p);
-    launch(dropout_mask_kernel, gridFor(n), kThreads, 0, mask, n, p, keep, seed);
+    dropout_mask_kernel<<<gridFor(n), kThreads, 0, stream_>>>(mask, n, p, keep, seed);
     CUDA_CHECK_LAUNCH("dropout_mask_kernel");
 }
 
 void CudaBackend::pruneRandom(float* x, size_t n, float p, uint64_t seed) {
     RELORA_OP_WRITES("pruneRandom", {x, n});
     if (n == 0) return;
-    launch(prune_random_kernel, gridFor(n), kThreads, 0, x, n, p, seed);
+    prune_random_kernel<<<gridFor(n), kThreads, 0, stream_>>>(x, n, p, seed);
     CUDA_CHECK_LAUNCH("prune_random_kernel");
 }
 
@@ -85,8 +85,8 @@ void CudaBackend::embeddingForward(float* out, const int32_t* tokens, const floa
     const bool byFour = C % 4 == 0 && aligned16(out) && aligned16(table);
     const dim3 threads = rowsBlock(byFour ? C / 4 : C);
     const unsigned blocks = static_cast<unsigned>(std::min<size_t>((N + threads.y - 1) / threads.y, 65535));
-    if (byFour) launch(embedding_forward_kernel<float4>, blocks, threads, 0, out, tokens, table, N, C);
-    else launch(embedding_forward_kernel<float>, blocks, threads, 0, out, tokens, table, N, C);
+    if (byFour) embedding_forward_kernel<float4><<<blocks, threads, 0, stream_>>>(out, tokens, table, N, C);
+    else embedding_forward_kernel<float><<<blocks, threads, 0, stream_>>>(out, tokens, table, N, C);
     CUDA_CHECK_LAUNCH("embedding_forward_kernel");
 }
 
@@ -109,13 +109,13 @@ void CudaBackend::embeddingBackward(float* dtable, const float* dout, const int3
     CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, tempBytes, tokens, keysOut, valuesIn, valuesOut, n, 0,
                                                keyBits, stream_));
     void* temp = ensure(sortTemp_, tempBytes);
-    launch(iota_kernel, gridFor(N), kThreads, 0, valuesIn, N);
+    iota_kernel<<<gridFor(N), kThreads, 0, stream_>>>(valuesIn, N);
     CUDA_CHECK_LAUNCH("iota_kernel");
     CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp, tempBytes, tokens, keysOut, valuesIn, valuesOut, n, 0, keyBits,
                                                stream_));
     const int threads = static_cast<int>(std::min<size_t>(256, (C + 31) / 32 * 32));
     const unsigned blocks = static_cast<unsigned>(std::min<size_t>(N, 65535));
-    launch(embedding_backward_kernel, blocks, threads, 0, dtable, dout, keysOut, valuesOut, N, C);
+    embedding_backward_kernel<<<blocks, threads, 0, stream_>>>(dtable, dout, keysOut, valuesOut, N, C);
     CUDA_CHECK_LAUNCH("embedding_backward_kernel");
 }
 
@@ -129,13 +129,13 @@ void CudaBackend::rmsnormForward(float* out, float* rstd, const float* x, const 
     withStorage(out, [&](auto* o) {
         // Rows of the presets' widths (512, 768) in registers.
         if (byFour && C <= 4 * 32 * 4)
-            launch(rmsnorm_forward_kernel<float4, 4>, blocks, kThreads, 0, o, rstd, x, w, N, C, eps);
+            rmsnorm_forward_kernel<float4, 4><<<blocks, kThreads, 0, stream_>>>(o, rstd, x, w, N, C, eps);
         else if (byFour && C <= 4 * 32 * 6)
-            launch(rmsnorm_forward_kernel<float4, 6>, blocks, kThreads, 0, o, rstd, x, w, N, C, eps);
+            rmsnorm_forward_kernel<float4, 6><<<blocks, kThreads, 0, stream_>>>(o, rstd, x, w, N, C, eps);
         else if (byFour)
-            launch(rmsnorm_forward_kernel<float4, 0>, blocks, kThreads, 0, o, rstd, x, w, N, C, eps);
+            rmsnorm_forward_kernel<float4, 0><<<blocks, kThreads, 0, stream_>>>(o, rstd, x, w, N, C, eps);
         else
-            launch(rmsnorm_forward_kernel<float, 0>, blocks, kThreads, 0, o, rstd, x, w, N, C, eps);
+            rmsnorm_forward_kernel<float, 0><<<blocks, kThreads, 0, stream_>>>(o, rstd, x, w, N, C, eps);
     });
     CUDA_CHECK_LAUNCH("rmsnorm_forward_kernel");
 }
@@ -170,20 +170,20 @@ void CudaBackend::rmsnormBackward(float* dx, float* dw, const float* dout, const
     withStorage(dout, [&](const auto* g) {
         // Rows of the presets' widths (512, 768) in registers.
         if (byFour && C <= 4 * 32 * 4)
-            launch(rmsnorm_backward_kernel<float4, 4>, grid, block, shared, dx, dx16, partial, g, x, w, rstd,
-                   N, C, rowsPerBlock);
+            rmsnorm_backward_kernel<float4, 4><<<grid, block, shared, stream_>>>(dx, dx16, partial, g, x, w, rstd,
+                                                                                N, C, rowsPerBlock);
         else if (byFour && C <= 4 * 32 * 6)
-            launch(rmsnorm_backward_kernel<float4, 6>, grid, block, shared, dx, dx16, partial, g, x, w, rstd,
-                   N, C, rowsPerBlock);
+            rmsnorm_backward_kernel<float4, 6><<<grid, block, shared, stream_>>>(dx, dx16, partial, g, x, w, rstd,
+                                                                                N, C, rowsPerBlock);
         else if (byFour)
-            launch(rmsnorm_backward_kernel<float4, 0>, grid, block, shared, dx, dx16, partial, g, x, w, rstd,
-                   N, C, rowsPerBlock);
+            rmsnorm_backward_kernel<float4, 0><<<grid, block, shared, stream_>>>(dx, dx16, partial, g, x, w, rstd,
+                                                                                N, C, rowsPerBlock);
         else
-            launch(rmsnorm_backward_kernel<float, 0>, grid, block, shared, dx, dx16, partial, g, x, w, rstd,
-                   N, C, rowsPerBlock);
+            rmsnorm_backward_kernel<float, 0><<<grid, block, shared, stream_>>>(dx, dx16, partial, g, x, w, rstd,
+                                                                               N, C, rowsPerBlock);
     });
     CUDA_CHECK_LAUNCH("rmsnorm_backward_kernel");
-    launch(rmsnorm_dw_reduce_kernel, static_cast<unsigned>((C + 31) / 32), 256, 0, dw, partial, blocks, C);
+    rmsnorm_dw_reduce_kernel<<<static_cast<unsigned>((C + 31) / 32), 256, 0, stream_>>>(dw, partial, blocks, C);
     CUDA_CHECK_LAUNCH("rmsnorm_dw_reduce_kernel");
 }
 
@@ -212,9 +212,9 @@ void CudaBackend::rotateQueriesKeys(float* x, size_t B, size_t T, size_t H, size
     const float* sinTable = tables + T * half;
     withStorage(x, [&](auto* v) {
         if (byFour)
-            launch(rope_kernel<4>, rows, threads, 0, v, tables, sinTable, B, T, 2 * H, D, rowStride, sign);
+            rope_kernel<4><<<rows, threads, 0, stream_>>>(v, tables, sinTable, B, T, 2 * H, D, rowStride, sign);
         else
-            launch(rope_kernel<1>, rows, threads, 0, v, tables, sinTable, B, T, 2 * H, D, rowStride, sign);
+            rope_kernel<1><<<rows, threads, 0, stream_>>>(v, tables, sinTable, B, T, 2 * H, D, rowStride, sign);
     });
     CUDA_CHECK_LAUNCH("rope_kernel");
 }
@@ -226,8 +226,8 @@ void CudaBackend::swigluForward(float* out, const float* gu, size_t N, size_t F)
     const bool vec4 = F % 4 == 0 && aligned16(out) && aligned16(gu);
     withStorage(out, [&](auto* o) {
         withStorage(gu, [&](const auto* g) {
-            if (vec4) launch(swiglu_forward_kernel<true>, blocks, kThreads, 0, o, g, N, F);
-            else launch(swiglu_forward_kernel<false>, blocks, kThreads, 0, o, g, N, F);
+            if (vec4) swiglu_forward_kernel<true><<<blocks, kThreads, 0, stream_>>>(o, g, N, F);
+            else swiglu_forward_kernel<false><<<blocks, kThreads, 0, stream_>>>(o, g, N, F);
         });
     });
     CUDA_CHECK_LAUNCH("swiglu_forward_kernel");
@@ -247,8 +247,8 @@ void CudaBackend::swigluBackward(float* dgu, const float* dout, const float* gu,
         else o = out ? storedBf16(out) : nullptr;
         withStorage(gu, [&](const auto* g) {
             withStorage(dout, [&](const auto* dy) {
-                if (vec4) launch(swiglu_backward_kernel<true>, blocks, kThreads, 0, d, o, dy, g, N, F);
-                else launch(swiglu_backward_kernel<false>, blocks, kThreads, 0, d, o, dy, g, N, F);
+                if (vec4) swiglu_backward_kernel<true><<<blocks, kThreads, 0, stream_>>>(d, o, dy, g, N, F);
+                else swiglu_backward_kernel<false><<<blocks, kThreads, 0, stream_>>>(d, o, dy, g, N, F);
             });
         });
     });
@@ -275,15 +275,15 @@ void CudaBackend::crossEntropy(float* dlogits, float* losses, const float* logit
             const size_t rowThreads = ((V / 4 + kRowInRegisters - 1) / kRowInRegisters + 31) / 32 * 32;
             const bool vec4 = V % 4 == 0 && aligned16(z) && aligned16(d);
             if (vec4 && rowThreads > kSplitThreads && rowThreads <= 2 * kSplitThreads)
-                launch(cross_entropy_split_kernel, 2 * std::min<unsigned>(blocks, 32767), kSplitThreads, 0,
+                cross_entropy_split_kernel<<<2 * std::min<unsigned>(blocks, 32767), kSplitThreads, 0, stream_>>>(
                     d, losses, z, targets, N, V, gradScale);
             else if (vec4 && rowThreads <= 512)
-                launch(cross_entropy_row_kernel, blocks, static_cast<unsigned>(rowThreads), 0,
+                cross_entropy_row_kernel<<<blocks, static_cast<unsigned>(rowThreads), 0, stream_>>>(
                     d, losses, z, targets, N, V, gradScale);
             else if (vec4)
-                launch(cross_entropy_kernel<true>, blocks, threads, 0, d, losses, z, targets, N, V, gradScale);
+                cross_entropy_kernel<true><<<blocks, threads, 0, stream_>>>(d, losses, z, targets, N, V, gradScale);
             else
-                launch(cross_entropy_kernel<false>, blocks, threads, 0, d, losses, z, targets, N, V, gradScale);
+                cross_entropy_kernel<false><<<blocks, threads, 0, stream_>>>(d, losses, z, targets, N, V, gradScale);
         });
     });
     CUDA_CHECK_LAUNCH("cross_entropy_kernel");

@@ -24,7 +24,6 @@ __device__ inline void adamwElement(float& param, float& m, float& v, float g, f
 __global__ void adamw_kernel(float* __restrict__ param, const float* __restrict__ grad, float* __restrict__ m,
                              float* __restrict__ v, size_t n, float lr, float beta1, float beta2, float eps,
                              float decay, float bc1, float bc2, const float* __restrict__ state) {
-    awaitPriorKernel();
     if (state[2] != 0.0f) return;
     const float clip = state[1];
     for (size_t i = globalThread(); i < n; i += gridThreads())

@@ -12,18 +12,6 @@ namespace relora::gpu {
 constexpr int kThreads = 256;           // default block size
 constexpr size_t kMaxGridBlocks = 8192; // grid-stride loops cover the rest
 
-// The first statement of every kernel (CudaBackend::launch): under a
-// dependent launch the kernel's blocks may start while the kernel before it
-// on the stream still runs, so they wait here until its writes are complete
-// and visible; then they let the next kernel's blocks be scheduled in turn,
-// to wait likewise. Outside a dependent launch both return at once.
-__device__ __forceinline__ void awaitPriorKernel() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
-
 // Blocks for n items at `threads` per block, at least 1, at most kMaxGridBlocks.
 inline unsigned gridFor(size_t n, int threads = kThreads) {
     size_t blocks = (n + static_cast<size_t>(threads) - 1) / static_cast<size_t>(threads);

@@ -13,7 +13,6 @@ namespace relora::gpu {
 
 __global__ void to_bf16_kernel(__nv_bfloat16* __restrict__ out, const float* __restrict__ in, size_t rows,
                                size_t cols, size_t ld) {
-    awaitPriorKernel();
     if (cols % 4 == 0 && ld % 4 == 0 && (reinterpret_cast<uintptr_t>(in) & 15) == 0) {
         const size_t vecCols = cols / 4, n = rows * vecCols;
         for (size_t i = globalThread(); i < n; i += gridThreads()) {
@@ -42,7 +41,6 @@ struct NarrowEntry {
 // multiple of 4 elements in).
 __global__ void multi_to_bf16_kernel(const NarrowEntry* __restrict__ table, const long long* __restrict__ firstChunk,
                                      int count, long long totalChunks) {
-    awaitPriorKernel();
     for (long long c = blockIdx.x; c < totalChunks; c += gridDim.x) {
         const int t = tensorOfChunk(firstChunk, count, c);
         const NarrowEntry e = table[t];
@@ -61,13 +59,11 @@ __global__ void multi_to_bf16_kernel(const NarrowEntry* __restrict__ table, cons
 
 // out(n) = in(n) as float (bf16 operand buffers widened for fp32 code paths)
 __global__ void to_float_kernel(float* __restrict__ out, const __nv_bfloat16* __restrict__ in, size_t n) {
-    awaitPriorKernel();
     for (size_t i = globalThread(); i < n; i += gridThreads()) out[i] = __bfloat162float(in[i]);
 }
 
 // out(n) = in(n) as double
 __global__ void to_double_kernel(double* __restrict__ out, const float* __restrict__ in, size_t n) {
-    awaitPriorKernel();
     for (size_t i = globalThread(); i < n; i += gridThreads()) out[i] = in[i];
 }
 

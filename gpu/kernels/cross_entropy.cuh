@@ -44,7 +44,6 @@ template <bool Vec4, typename Grad, typename Logit>
 __global__ void cross_entropy_kernel(Grad* dlogits, float* __restrict__ losses, const Logit* logits,
                                      const int32_t* __restrict__ targets, size_t N, size_t V,
                                      float gradScale) {
-    awaitPriorKernel();
     __shared__ float sharedM[32], sharedS[32];
     __shared__ float rowLse;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
@@ -151,7 +150,6 @@ __global__ void __launch_bounds__(512) cross_entropy_row_kernel(Grad* dlogits, f
                                                                 const Logit* logits,
                                                                 const int32_t* __restrict__ targets, size_t N,
                                                                 size_t V, float gradScale) {
-    awaitPriorKernel();
     __shared__ float shared[32];
     RowInRegisters row;
     row.first = threadIdx.x;
@@ -190,7 +188,6 @@ template <typename Grad, typename Logit>
 __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(kSplitThreads, 3)
     cross_entropy_split_kernel(Grad* dlogits, float* __restrict__ losses, const Logit* logits,
                                const int32_t* __restrict__ targets, size_t N, size_t V, float gradScale) {
-    awaitPriorKernel();
     namespace cg = cooperative_groups;
     const cg::cluster_group cluster = cg::this_cluster();
     __shared__ float shared[32];

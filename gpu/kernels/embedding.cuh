@@ -18,7 +18,6 @@ namespace relora::gpu {
 template <typename Vec>
 __global__ void embedding_forward_kernel(float* __restrict__ out, const int32_t* __restrict__ tokens,
                                          const float* __restrict__ table, size_t N, size_t C) {
-    awaitPriorKernel();
     const size_t vecs = C / (sizeof(Vec) / sizeof(float));
     for (size_t n = blockIdx.x * blockDim.y + threadIdx.y; n < N; n += gridDim.x * blockDim.y) {
         const Vec* src = reinterpret_cast<const Vec*>(table + static_cast<size_t>(tokens[n]) * C);
@@ -29,7 +28,6 @@ __global__ void embedding_forward_kernel(float* __restrict__ out, const int32_t*
 
 // positions(N) = 0, 1, ..., N-1
 __global__ void iota_kernel(int32_t* __restrict__ positions, size_t N) {
-    awaitPriorKernel();
     for (size_t i = globalThread(); i < N; i += gridThreads()) positions[i] = static_cast<int32_t>(i);
 }
 
@@ -40,7 +38,6 @@ __global__ void iota_kernel(int32_t* __restrict__ positions, size_t N) {
 __global__ void embedding_backward_kernel(float* __restrict__ dtable, const float* __restrict__ dout,
                                           const int32_t* __restrict__ sortedTokens,
                                           const int32_t* __restrict__ sortedPositions, size_t N, size_t C) {
-    awaitPriorKernel();
     for (size_t start = blockIdx.x; start < N; start += gridDim.x) {
         const int32_t token = sortedTokens[start];
         if (start > 0 && sortedTokens[start - 1] == token) continue;

@@ -34,7 +34,6 @@ template <int D, typename Q, typename O>
 __global__ void __launch_bounds__(kThreadsFA, 4) flash_forward_kernel(O* __restrict__ out, float* __restrict__ lse,
                                                                    const Q* __restrict__ qkv, int T, int H,
                                                                    float scaleLog2) {
-    awaitPriorKernel();
     __shared__ Tile<D> sK[2], sV[2];
     const BlockTile tile = block_tile();
     const int qt = gridDim.y - 1 - tile.rank;
@@ -181,7 +180,6 @@ __global__ void __launch_bounds__(kThreadsFA, 3) flash_backward_dkdv_kernel(
     Q* __restrict__ dqkv, const Q* __restrict__ dout, const Q* __restrict__ qkv,
     const float* __restrict__ lse, const float* __restrict__ delta, const float* __restrict__ cosT,
     const float* __restrict__ sinT, int T, int H, float scale, float scaleLog2) {
-    awaitPriorKernel();
     __shared__ Tile<D> sQ[2], sdO[2];
     __shared__ float sL[2][kTile], sDl[2][kTile];
     const BlockTile tile = block_tile();
@@ -303,7 +301,6 @@ __global__ void __launch_bounds__(kThreadsFA, 3) flash_backward_dq_kernel(
     Q* __restrict__ dqkv, float* __restrict__ delta, const Q* __restrict__ dout, const Q* __restrict__ out,
     const Q* __restrict__ qkv, const float* __restrict__ lse, const float* __restrict__ cosT,
     const float* __restrict__ sinT, int T, int H, float scale, float scaleLog2) {
-    awaitPriorKernel();
     __shared__ Tile<D> sK[2], sV[2];
     __shared__ float sL[kTile];
     const BlockTile tile = block_tile();

@@ -69,7 +69,6 @@ __device__ inline void foldLoadEight(__nv_bfloat16* __restrict__ dst, const __nv
 // and lands while the product runs: a block waits on memory once.
 __global__ void __launch_bounds__(Fold::kThreads)
     fold_low_rank_kernel(const FoldSegment* __restrict__ table, const long long* __restrict__ firstTile, int count) {
-    awaitPriorKernel();
     using namespace nvcuda;
     constexpr int kRows = Fold::kRows, kCols = Fold::kCols, kK = Fold::kK;
     constexpr int kBPitch = Fold::kBPitch, kAPitch = Fold::kAPitch, kStagePitch = Fold::kStagePitch;

@@ -29,7 +29,6 @@ struct TensorEntry {
 __global__ void multi_sum_squares_kernel(double* __restrict__ partials, const TensorEntry* __restrict__ table,
                                          const long long* __restrict__ firstChunk, int count,
                                          long long totalChunks) {
-    awaitPriorKernel();
     __shared__ double shared[32];
     for (long long c = blockIdx.x; c < totalChunks; c += gridDim.x) {
         const int t = tensorOfChunk(firstChunk, count, c);
@@ -65,7 +64,6 @@ __global__ void multi_sum_squares_kernel(double* __restrict__ partials, const Te
 __global__ void multi_adamw_kernel(const TensorEntry* __restrict__ table, const long long* __restrict__ firstChunk,
                                    int count, long long totalChunks, long long step, float lr, float beta1,
                                    float beta2, float eps, const float* __restrict__ state) {
-    awaitPriorKernel();
     const bool skip = state[2] != 0.0f;
     const float clip = state[1];
     for (long long c = blockIdx.x; c < totalChunks; c += gridDim.x) {

@@ -26,7 +26,6 @@ struct PruneEntry {
 // like their bit patterns).
 __global__ void magnitude_keys_kernel(unsigned long long* __restrict__ keys, const PruneEntry* __restrict__ table,
                                       const long long* __restrict__ firstChunk, int count, long long chunks) {
-    awaitPriorKernel();
     for (long long c = blockIdx.x; c < chunks; c += gridDim.x) {
         const int t = tensorOfChunk(firstChunk, count, c);
         const PruneEntry e = table[t];
@@ -41,7 +40,6 @@ __global__ void magnitude_keys_kernel(unsigned long long* __restrict__ keys, con
 // the sorted keys s of tensor t (same double arithmetic as the CPU backend).
 __global__ void prune_magnitude_kernel(const PruneEntry* __restrict__ table, const long long* __restrict__ firstChunk,
                                        int count, long long chunks, const unsigned long long* __restrict__ sorted) {
-    awaitPriorKernel();
     for (long long c = blockIdx.x; c < chunks; c += gridDim.x) {
         const int t = tensorOfChunk(firstChunk, count, c);
         const PruneEntry e = table[t];
@@ -59,7 +57,6 @@ __global__ void prune_magnitude_kernel(const PruneEntry* __restrict__ table, con
 
 // x(n) = 0 where ref(n) == 0
 __global__ void zero_where_zero_kernel(float* __restrict__ x, const float* __restrict__ ref, size_t n) {
-    awaitPriorKernel();
     for (size_t i = globalThread(); i < n; i += gridThreads())
         if (ref[i] == 0.0f) x[i] = 0.0f;
 }

@@ -12,7 +12,6 @@ constexpr int kReduceBlocks = 1024;   // at most this many partials
 // partials(gridDim.x) = Σ x (or Σ x²) over a grid-stride slice of x(n)
 template <bool Squares>
 __global__ void reduce_partials_kernel(double* __restrict__ partials, const float* __restrict__ x, size_t n) {
-    awaitPriorKernel();
     __shared__ double shared[32];
     double s = 0.0;
     for (size_t i = globalThread(); i < n; i += gridThreads()) {
@@ -26,7 +25,6 @@ __global__ void reduce_partials_kernel(double* __restrict__ partials, const floa
 // out[0] = Σ partials(count)  (or out[0] += when accumulate); one block
 __global__ void reduce_finish_kernel(float* __restrict__ out, const double* __restrict__ partials, int count,
                                      int accumulate) {
-    awaitPriorKernel();
     __shared__ double shared[32];
     double s = 0.0;
     for (int i = threadIdx.x; i < count; i += blockDim.x) s += partials[i];
@@ -37,7 +35,6 @@ __global__ void reduce_finish_kernel(float* __restrict__ out, const double* __re
 // state(3) = {norm, clip factor, skip flag} from acc[0] = Σ g², loss[0]
 __global__ void finish_grad_norm_kernel(float* __restrict__ state, const float* __restrict__ acc,
                                         const float* __restrict__ loss, float maxNorm) {
-    awaitPriorKernel();
     const float norm = sqrtf(acc[0]);
     state[0] = norm;
     state[1] = maxNorm > 0.0f ? fminf(1.0f, maxNorm / (norm + 1e-6f)) : 1.0f;

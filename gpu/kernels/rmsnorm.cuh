@@ -30,7 +30,6 @@ template <typename Vec, int kPerLane, typename Out>
 __global__ void rmsnorm_forward_kernel(Out* __restrict__ out, float* __restrict__ rstd,
                                        const float* __restrict__ x, const float* __restrict__ w,
                                        size_t N, size_t C, float eps) {
-    awaitPriorKernel();
     constexpr size_t kWidth = sizeof(Vec) / sizeof(float);
     const size_t warpsPerBlock = blockDim.x / 32;
     const size_t lane = threadIdx.x & 31, vecs = C / kWidth;
@@ -107,7 +106,6 @@ __global__ void rmsnorm_backward_kernel(float* __restrict__ dx, __nv_bfloat16* _
                                         const G* __restrict__ dout, const float* __restrict__ x,
                                         const float* __restrict__ w, const float* __restrict__ rstd,
                                         size_t N, size_t C, size_t rowsPerBlock) {
-    awaitPriorKernel();
     extern __shared__ float dwShared[];  // (warps, C)
     constexpr size_t kWidth = sizeof(Vec) / sizeof(float);
     const size_t warps = blockDim.x / 32, warp = threadIdx.x / 32, lane = threadIdx.x & 31;
@@ -168,7 +166,6 @@ __global__ void rmsnorm_backward_kernel(float* __restrict__ dx, __nv_bfloat16* _
 // adds the 8 warp sums in order. Launch: ceil(C/32) blocks of 256 threads.
 __global__ void rmsnorm_dw_reduce_kernel(float* __restrict__ dw, const float* __restrict__ partial,
                                          size_t blocks, size_t C) {
-    awaitPriorKernel();
     __shared__ float sums[8][32];
     const size_t lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const size_t c = blockIdx.x * 32 + lane;

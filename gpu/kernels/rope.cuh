@@ -27,7 +27,6 @@ template <int kWidth, typename Elem>
 __global__ void rope_kernel(Elem* __restrict__ x, const float* __restrict__ cosTable,
                             const float* __restrict__ sinTable, size_t B, size_t T, size_t H,
                             size_t D, size_t rowStride, float sign) {
-    awaitPriorKernel();
     const unsigned half = static_cast<unsigned>(D / 2), perHead = half / kWidth;
     const unsigned groups = static_cast<unsigned>(H) * perHead;
     for (size_t bt = blockIdx.x; bt < B * T; bt += gridDim.x) {

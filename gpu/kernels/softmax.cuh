@@ -8,7 +8,6 @@ namespace relora::gpu {
 
 // P(rows = B·H·T, T) in place: scores -> probabilities.
 __global__ void causal_softmax_kernel(float* __restrict__ P, size_t rows, size_t T) {
-    awaitPriorKernel();
     const size_t warpsPerBlock = blockDim.x / 32, lane = threadIdx.x & 31;
     for (size_t r = blockIdx.x * warpsPerBlock + threadIdx.x / 32; r < rows; r += gridDim.x * warpsPerBlock) {
         float* row = P + r * T;
@@ -32,7 +31,6 @@ __global__ void causal_softmax_kernel(float* __restrict__ P, size_t rows, size_t
 // 0..t, zero beyond. P(rows, T) the saved probabilities.
 __global__ void causal_softmax_backward_kernel(float* __restrict__ dP, const float* __restrict__ P,
                                                size_t rows, size_t T, float scale) {
-    awaitPriorKernel();
     const size_t warpsPerBlock = blockDim.x / 32, lane = threadIdx.x & 31;
     for (size_t r = blockIdx.x * warpsPerBlock + threadIdx.x / 32; r < rows; r += gridDim.x * warpsPerBlock) {
         float* d = dP + r * T;

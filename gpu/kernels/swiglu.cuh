@@ -21,7 +21,6 @@ __device__ inline float2 swigluGrad(float g, float u, float d) {
 // aligned rows, four values per load and store.
 template <bool Vec4, typename Out, typename In>
 __global__ void swiglu_forward_kernel(Out* __restrict__ out, const In* __restrict__ gu, size_t N, size_t F) {
-    awaitPriorKernel();
     for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
         const In* gate = gu + n * 2 * F;
         const In* up = gate + F;
@@ -45,7 +44,6 @@ __global__ void swiglu_forward_kernel(Out* __restrict__ out, const In* __restric
 template <bool Vec4, typename Grad, typename In, typename DOut>
 __global__ void swiglu_backward_kernel(Grad* __restrict__ dgu, Grad* __restrict__ out, const DOut* __restrict__ dout,
                                        const In* __restrict__ gu, size_t N, size_t F) {
-    awaitPriorKernel();
     for (size_t n = blockIdx.x; n < N; n += gridDim.x) {
         const In* gate = gu + n * 2 * F;
         const In* up = gate + F;
