@@ -11,7 +11,7 @@
 # (BATCH and CONTEXT, default 32 and 512, set the benches' shape.)
 # Without BASE but with OLD_ENV, "old" is the working tree's own build run
 # with those environment settings, for a change behind a switch:
-#   OLD_ENV="RELORA_CUDA_DEPENDENT_LAUNCH=0" CFGS="60m full" bash bench/gpu_ab_run.sh
+#   OLD_ENV="RELORA_CUDA_SIDE_STREAM=0" CFGS="60m full" bash bench/gpu_ab_run.sh
 # Logs go to $OUT (default /tmp/out).
 set -o pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT

@@ -1,11 +1,11 @@
 #!/bin/bash
-# On the GPU machine, after bench/gpu_build.sh: a switch that only changes
-# how the work is scheduled (RELORA_CUDA_DEPENDENT_LAUNCH=0,
-# RELORA_CUDA_SIDE_STREAM=0) must leave every loss of a run bit-identical.
-# Runs one spec per method twice in fresh processes, the second with ENV;
-# both keep cuBLASLt's heuristic choice (RELORA_CUBLASLT_AUTOTUNE=0), so
-# they multiply with the same algorithms.
-#   ENV="RELORA_CUDA_DEPENDENT_LAUNCH=0" METHODS="full lora relora" STEPS=100 PRESET=60m bash bench/gpu_same_losses.sh
+# On the GPU machine, after bench/gpu_build.sh: a change behind a switch
+# that should only change how the work is scheduled (the sixteenth
+# session's dependent launches, bench/RESULTS.md) must leave every loss of
+# a run bit-identical. Runs one spec per method twice in fresh processes,
+# the second with ENV; both keep cuBLASLt's heuristic choice
+# (RELORA_CUBLASLT_AUTOTUNE=0), so they multiply with the same algorithms.
+#   ENV="RELORA_SOME_SWITCH=0" METHODS="full lora relora" STEPS=100 PRESET=60m bash bench/gpu_same_losses.sh
 # Logs go to $OUT (default /tmp/out); exit code 0 when no loss differs.
 set -o pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
